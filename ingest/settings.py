@@ -1,0 +1,56 @@
+"""The one typed settings object: defaults < .env file < KB_* environment < explicit overrides.
+
+Built at an entry point (CLI, service, app) and passed down; never read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KB_", env_file=".env", extra="ignore")
+
+    # where everything the product writes goes (store, uploads, jobs, reports)
+    data_dir: Path = Path("data")
+    # where model weights live (gitignored); downloads land here
+    models_dir: Path = Path("models")
+
+    # embedding model: a registry name (see `kb models`) or a path to a GGUF file
+    embed_model: str = "qwen3-embedding-0.6b"
+    # reranker: a registry name or a GGUF path; used only when a search asks for rerank
+    rerank_model: str = "qwen3-reranker-0.6b"
+    # Matryoshka cut of the embedding (None: the model's native dimension)
+    dim: int | None = None
+    # instruction for queries of instruction-aware models (Qwen3); documents are embedded bare
+    query_task: str = DEFAULT_QUERY_TASK
+
+    # Qdrant: embedded engine under data_dir when no URL is set, else a server or cluster
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    collection: str = "kb"
+
+    # engine: tokens per context (longest input), tokens per decode, sequences per decode
+    n_ctx: int = Field(default=32768, ge=64)
+    n_batch: int = Field(default=8192, ge=64)
+    n_ubatch: int = Field(default=2048, ge=64)
+    n_seq_max: int = Field(default=64, ge=1, le=256)
+    # contexts that share one loaded model for ingest (each driven by its own thread)
+    n_contexts: int = Field(default=0, ge=0, le=16)  # 0: 1 on CPU, 2 on GPU
+    # CPU threads per context (0: llama.cpp's default)
+    n_threads: int = Field(default=0, ge=0)
+    # offload all layers to the GPU when the build can; False forces CPU
+    gpu: bool = True
+
+    # chunking (tokens of the embedding model's own tokenizer)
+    chunk_tokens: int = Field(default=512, ge=16)
+    chunk_overlap: int = Field(default=64, ge=0)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "qdrant"
