@@ -52,9 +52,13 @@ def recipe_for_gguf(arch: str, pooling: str | None) -> Recipe:
     return {POOL_MEAN: MEAN_BARE, POOL_CLS: CLS_BARE, POOL_LAST: LAST_BARE}.get(pooling or POOL_MEAN, MEAN_BARE)
 
 
-def ensure_end_token(tokens: list[int], end_id: int | None) -> list[int]:
-    """Append the end token unless the tokenizer already did (older GGUFs do not)."""
-    if end_id is None or (tokens and tokens[-1] == end_id):
+def ensure_end_token(tokens: list[int], end_id: int | None, tokenizer_appends: bool) -> list[int]:
+    """Append the end token unless the tokenizer already does (older GGUFs do not).
+
+    Decided by the tokenizer's behaviour, not by the last token: a text that itself ends with
+    ``<|endoftext|>`` still gets the appended one, as with the reference tokenizer.
+    """
+    if end_id is None or tokenizer_appends:
         return tokens
     return [*tokens, end_id]
 

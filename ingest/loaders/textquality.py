@@ -1,0 +1,141 @@
+"""Is extracted text readable, or the garbage a PDF font without a Unicode map produces?
+
+pypdf turns glyph codes into characters through a font's ToUnicode map. Without one it guesses,
+and for CJK fonts the guess is garbage of three recognisable kinds:
+
+* Identity-H fonts: the glyph ids become code points, so small ids give control characters,
+  unassigned code points and a letter soup that hops between Latin, IPA, Greek, Cyrillic and
+  Armenian from one character to the next (``ĖҐ\\x84ȍôϹΛϊԹ``);
+* legacy double-byte encodings (GBK, Big5, Shift-JIS, EUC-KR) read as WinAnsi: every byte becomes
+  an accented Latin-1 letter or a Windows-1252 symbol (``ÏòÁ¿Êý¾Ý¿â``);
+* symbol fonts: everything lands in the Private Use Area.
+
+:func:`assess` measures each of these on the non-space characters of a text and names the first
+that crosses its threshold. Real text in any script stays far below every threshold: a script
+change between two adjacent letters happens only at word edges (Han, kana and Hangul count as one
+script, and their change to and from Latin is free), and no language writes more than a fifth of
+its letters in the Latin-1 supplement.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+# Below this many non-space characters there is too little evidence: never call it garbage.
+MIN_CHARS = 12
+# Control, unassigned, surrogate and U+FFFD characters among non-space characters.
+MAX_JUNK_SHARE = 0.10
+# Private-use characters among non-space characters (bullets from symbol fonts stay far below).
+MAX_PRIVATE_SHARE = 0.50
+# Junk and private-use characters together.
+MAX_UNREADABLE_SHARE = 0.25
+# Letters from the Latin-1 supplement or the Windows-1252 extras among all letters.
+MAX_LATIN1_LETTER_SHARE = 0.40
+MIN_LETTERS_FOR_LATIN1 = 8
+# Adjacent letter pairs whose scripts differ, among all adjacent letter pairs.
+MAX_SCRIPT_SWITCH_SHARE = 0.25
+MIN_PAIRS_FOR_SWITCHES = 10
+
+REASON_CJK_IDENTITY = "likely a CJK font without ToUnicode"
+REASON_LEGACY_BYTES = "likely a CJK font in a legacy encoding without ToUnicode"
+REASON_PRIVATE_USE = "private-use characters: likely a symbol or CJK font without ToUnicode"
+
+_WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
+# Letters Windows-1252 puts in 0x80-0x9F, which pypdf uses for WinAnsi fonts.
+_CP1252_LETTERS = frozenset("ŠŒŽšœžŸƒ")
+# Scripts written without spaces that mix freely with each other and with Latin.
+_EAST_ASIAN = frozenset(
+    {"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO", "IDEOGRAPHIC", "FULLWIDTH", "HALFWIDTH"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TextQuality:
+    """Shares measured over a text's non-space characters, and the verdict."""
+
+    chars: int
+    junk_share: float
+    private_share: float
+    latin1_letter_share: float
+    script_switch_share: float
+    reason: str | None  # None: readable
+
+    @property
+    def readable(self) -> bool:
+        return self.reason is None
+
+
+def _script(ch: str) -> str:
+    """A coarse script name: the first word of the character's Unicode name, East Asian folded."""
+    name = unicodedata.name(ch, "")
+    word = name.split(" ", 1)[0] if name else "UNKNOWN"
+    if word in _EAST_ASIAN:
+        return "EAST_ASIAN"
+    if word == "MICRO":  # U+00B5 MICRO SIGN sits among Latin letters ("µm")
+        return "LATIN"
+    return word
+
+
+def _is_latin1_letter(ch: str) -> bool:
+    return ("\u00c0" <= ch <= "\u00ff" and ch not in "×÷") or ch in "ªºµ" or ch in _CP1252_LETTERS
+
+
+def _switch_counts(text: str) -> tuple[int, int]:
+    """(pairs, switches) over adjacent letters; combining marks are skipped, anything else breaks a run."""
+    pairs = switches = 0
+    prev: str | None = None
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat.startswith("M"):
+            continue
+        if not cat.startswith("L"):
+            prev = None
+            continue
+        script = _script(ch)
+        if prev is not None:
+            pairs += 1
+            if script != prev and {script, prev} != {"LATIN", "EAST_ASIAN"}:
+                switches += 1
+        prev = script
+    return pairs, switches
+
+
+def assess(text: str) -> TextQuality:
+    """Measure ``text`` and give the reason it is unreadable, or None when it reads as real text."""
+    chars = [ch for ch in text if not ch.isspace()]
+    n = len(chars)
+    junk = private = letters = latin1 = 0
+    for ch in chars:
+        cat = unicodedata.category(ch)
+        if ch == "\ufffd" or cat in ("Cn", "Cs") or (cat == "Cc" and ch not in _WHITESPACE_CONTROLS):
+            junk += 1
+        elif cat == "Co":
+            private += 1
+        elif cat.startswith("L"):
+            letters += 1
+            if _is_latin1_letter(ch):
+                latin1 += 1
+    pairs, switches = _switch_counts(text)
+
+    junk_share = junk / n if n else 0.0
+    private_share = private / n if n else 0.0
+    latin1_share = latin1 / letters if letters else 0.0
+    switch_share = switches / pairs if pairs else 0.0
+
+    reason: str | None = None
+    if n >= MIN_CHARS:
+        if private_share >= MAX_PRIVATE_SHARE:
+            reason = REASON_PRIVATE_USE
+        elif junk_share >= MAX_JUNK_SHARE or junk_share + private_share >= MAX_UNREADABLE_SHARE:
+            reason = REASON_CJK_IDENTITY
+        elif pairs >= MIN_PAIRS_FOR_SWITCHES and switch_share >= MAX_SCRIPT_SWITCH_SHARE:
+            reason = REASON_CJK_IDENTITY
+        elif letters >= MIN_LETTERS_FOR_LATIN1 and latin1_share >= MAX_LATIN1_LETTER_SHARE:
+            reason = REASON_LEGACY_BYTES
+    return TextQuality(n, junk_share, private_share, latin1_share, switch_share, reason)
+
+
+def unreadable_reason(text: str) -> str | None:
+    """Why ``text`` is garbage, or None when it is readable (or too short to judge)."""
+    return assess(text).reason

@@ -1,0 +1,271 @@
+"""The store on Qdrant Edge: Qdrant's engine in this process, persisted under one folder.
+
+Layout of ``path``: ``shard/`` (the engine's segments and write-ahead log) and
+``fingerprint.json`` (``{"dim": …, "fingerprint": {…}}``, written atomically after the
+shard is created). The engine locks its WAL, so a second process (or a second
+``EdgeStore`` in this one) opening the same folder gets a ``StoreError``; the lock goes
+with ``close()`` or the process.
+
+Every update is appended to the WAL before it returns, so a killed process loses
+nothing; ``flush()`` also writes the segments to disk. The engine has no background
+optimizer: ``optimize()`` builds the HNSW index after a large ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import qdrant_edge as qe
+
+from ingest.records import Hit
+from ingest.sparse import SparseVector
+from ingest.store.base import DEFAULT_K, FileState, FingerprintMismatch, Point, SearchFilter, StoreError
+from ingest.store.common import (
+    DENSE,
+    HIDDEN_FIELDS,
+    INDEXED_FIELDS,
+    MAX_GLOB_SOURCES,
+    RRF_K,
+    SCROLL_PAGE,
+    SPARSE,
+    STATE_FIELDS,
+    UPSERT_BATCH,
+    KeywordCondition,
+    aggregate_file_states,
+    enrich_payload,
+    normalize_fingerprint,
+    plan_conditions,
+    prefetch_limit,
+    strip_payload,
+)
+
+SHARD_DIR = "shard"
+FINGERPRINT_FILE = "fingerprint.json"
+# marker the engine writes when it creates a shard
+SHARD_MARKER = "edge_config.json"
+# how the engine reports a WAL held by another open shard
+LOCKED_MARKER = "WouldBlock"
+
+T = TypeVar("T")
+
+
+def _engine(action: str, call: Callable[[], T]) -> T:
+    """Run an engine call, turning its bare exceptions into StoreError."""
+    try:
+        return call()
+    except StoreError:
+        raise
+    except Exception as exc:  # the engine raises plain Exception
+        raise StoreError(f"qdrant-edge: {action} failed: {exc}") from exc
+
+
+def _filter(conditions: list[KeywordCondition]) -> qe.Filter | None:
+    if not conditions:
+        return None
+    must: list[Any] = [
+        qe.FieldCondition(key, match=qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(list(values)))
+        for key, values in conditions
+    ]
+    return qe.Filter(must=must)
+
+
+def _vectors(point: Point) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE: point.vector}
+    if point.sparse is not None and not point.sparse.is_empty:
+        vectors[SPARSE] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
+    return vectors
+
+
+class EdgeStore:
+    """A Store over one ``qdrant_edge`` shard under ``path``."""
+
+    def __init__(self, path: Path, collection: str) -> None:
+        self.path = Path(path)
+        self.collection = collection
+        self._shard: qe.EdgeShard | None = None
+        if (self._shard_dir / SHARD_MARKER).exists():
+            self._shard = self._open()
+
+    @property
+    def _shard_dir(self) -> Path:
+        return self.path / SHARD_DIR
+
+    @property
+    def _fingerprint_file(self) -> Path:
+        return self.path / FINGERPRINT_FILE
+
+    def _open(self) -> qe.EdgeShard:
+        try:
+            return qe.EdgeShard.load(str(self._shard_dir))
+        except Exception as exc:
+            if LOCKED_MARKER in str(exc):
+                raise StoreError(f"the store {self.path} is open in another process (or another EdgeStore)") from exc
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+
+    def _require(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise StoreError(f"the store {self.path} has no collection yet (or was closed)")
+        return self._shard
+
+    def _read_meta(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._fingerprint_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"unreadable fingerprint {self._fingerprint_file}: {exc}") from exc
+
+    def _write_meta(self, dim: int, fingerprint: dict[str, Any]) -> None:
+        tmp = self._fingerprint_file.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"dim": dim, "fingerprint": normalize_fingerprint(fingerprint)}, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._fingerprint_file)
+
+    def _create(self, dim: int, fingerprint: dict[str, Any]) -> None:
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        self.path.mkdir(parents=True, exist_ok=True)
+        shard = _engine("create", lambda: qe.EdgeShard.create(str(self._shard_dir), config))
+        for name in INDEXED_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        shard.flush()
+        self._shard = shard
+        self._write_meta(dim, fingerprint)
+
+    def ensure_collection(self, dim: int, fingerprint: dict[str, Any]) -> None:
+        if self._shard is None:
+            self._create(dim, fingerprint)
+            return
+        wanted = normalize_fingerprint(fingerprint)
+        meta = self._read_meta()
+        if meta is None:
+            if self.count():
+                raise FingerprintMismatch(None, wanted)
+            self._write_meta(dim, wanted)
+            return
+        stored = meta.get("fingerprint")
+        if stored != wanted:
+            raise FingerprintMismatch(stored, wanted)
+        if meta.get("dim") != dim:
+            raise FingerprintMismatch({**stored, "dim": meta.get("dim")}, {**wanted, "dim": dim})
+
+    def recreate_collection(self, dim: int, fingerprint: dict[str, Any]) -> None:
+        self.close()
+        self._fingerprint_file.unlink(missing_ok=True)
+        shutil.rmtree(self._shard_dir, ignore_errors=True)
+        self._create(dim, fingerprint)
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        meta = self._read_meta() if self._shard is not None else None
+        return meta.get("fingerprint") if meta else None
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        shard = self._require()
+        for start in range(0, len(points), UPSERT_BATCH):
+            batch = [
+                qe.Point(id=p.id, vector=_vectors(p), payload=enrich_payload(p.payload))
+                for p in points[start : start + UPSERT_BATCH]
+            ]
+            _engine("upsert", lambda: shard.update(qe.UpdateOperation.upsert_points(batch)))
+
+    def delete_source(self, source: str, keep_file_hash: str | None = None) -> None:
+        if self._shard is None:
+            return
+        must_not = None
+        if keep_file_hash is not None:
+            must_not = [qe.FieldCondition("file_hash", match=qe.MatchValue(keep_file_hash))]
+        flt = qe.Filter(must=[qe.FieldCondition("source", match=qe.MatchValue(source))], must_not=must_not)
+        shard = self._shard
+        _engine("delete", lambda: shard.update(qe.UpdateOperation.delete_points_by_filter(flt)))
+
+    def _scroll(self, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        shard = self._require()
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=qe.PayloadSelector.Include(list(fields))
+            )
+            records, offset = _engine("scroll", lambda: shard.scroll(request))
+            for record in records:
+                yield record.payload or {}
+            if offset is None:
+                return
+
+    def file_states(self) -> dict[str, FileState]:
+        if self._shard is None:
+            return {}
+        return aggregate_file_states(self._scroll(STATE_FIELDS))
+
+    def _sources_matching(self, conditions: list[KeywordCondition]) -> list[str]:
+        shard = self._require()
+        request = qe.FacetRequest(key="source", limit=MAX_GLOB_SOURCES, exact=True, filter=_filter(conditions))
+        return [str(hit.value) for hit in _engine("facet", lambda: shard.facet(request))]
+
+    def search(
+        self,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        k: int = DEFAULT_K,
+        flt: SearchFilter | None = None,
+    ) -> list[Hit]:
+        if sparse is not None and sparse.is_empty:
+            sparse = None
+        if self._shard is None or (dense is None and sparse is None):
+            return []
+        conditions = plan_conditions(flt, self._sources_matching)
+        if conditions is None:
+            return []
+        branches = []
+        if dense is not None:
+            branches.append(qe.Query.Nearest(dense, using=DENSE))
+        if sparse is not None:
+            branches.append(qe.Query.Nearest(qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE))
+        selector = qe.PayloadSelector.Exclude(list(HIDDEN_FIELDS))
+        engine_filter = _filter(conditions)
+        if len(branches) == 1:
+            request = qe.QueryRequest(limit=k, query=branches[0], filter=engine_filter, with_payload=selector)
+        else:
+            prefetches = [qe.Prefetch(limit=prefetch_limit(k), query=q, filter=engine_filter) for q in branches]
+            request = qe.QueryRequest(limit=k, query=qe.Fusion.Rrf(k=RRF_K), prefetches=prefetches, with_payload=selector)
+        shard = self._shard
+        found = _engine("query", lambda: shard.query(request))
+        return [Hit(id=str(p.id), score=float(p.score), payload=strip_payload(p.payload)) for p in found]
+
+    def count(self) -> int:
+        if self._shard is None:
+            return 0
+        shard = self._shard
+        return int(_engine("count", lambda: shard.count(qe.CountRequest(exact=True))))
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+        if self._shard is None or not ids:
+            return []
+        shard = self._shard
+        selector = qe.PayloadSelector.Exclude(list(HIDDEN_FIELDS))
+        records = _engine("retrieve", lambda: shard.retrieve(list(ids), selector, False))
+        by_id = {str(r.id): r for r in records}
+        return [Hit(id=i, score=0.0, payload=strip_payload(by_id[i].payload)) for i in ids if i in by_id]
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            shard = self._shard
+            _engine("flush", shard.flush)
+
+    def optimize(self) -> None:
+        if self._shard is not None:
+            shard = self._shard
+            _engine("optimize", shard.optimize)
+
+    def close(self) -> None:
+        if self._shard is not None:
+            shard, self._shard = self._shard, None
+            _engine("close", shard.close)

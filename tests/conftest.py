@@ -1,0 +1,34 @@
+"""Shared fixtures: test models are built once per session (and cached on disk across sessions)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import modelgen  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def qwen3_gguf() -> Path:
+    return modelgen.build(modelgen.ModelSpec())
+
+
+@pytest.fixture(scope="session")
+def qwen3_settings(qwen3_gguf, tmp_path_factory):
+    from ingest.settings import Settings
+
+    return Settings(embed_model=str(qwen3_gguf), n_ctx=4096, n_batch=2048, n_ubatch=512,
+                    data_dir=tmp_path_factory.mktemp("data"), _env_file=None)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def qwen3_embedder(qwen3_settings):
+    from ingest.embedder import make_embedder
+
+    emb = make_embedder(qwen3_settings)
+    yield emb
+    emb.close()
