@@ -72,6 +72,6 @@ def pull(entry: ModelEntry, models_dir: Path) -> Path:
 
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if any(w in text.lower() for w in ("resolve", "connect", "offline", "network", "timed out", "max retries")):
+    if any(w in text.lower() for w in ("resolve", "name or service", "connect", "offline", "network", "timed out", "max retries")):
         return "no network connection to the model hub"
     return text[:200]

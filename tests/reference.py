@@ -38,3 +38,38 @@ def reference_embed(model, tokenizer, texts: list[str], eod_id: int, dim: int | 
     if dim is not None:
         emb = emb[:, :dim]
     return F.normalize(emb, p=2, dim=1).numpy()
+
+
+# --- Qwen3-Reranker, as its model card scores a pair with transformers ---------------------------
+RERANK_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+RERANK_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+
+
+def format_instruction(instruction, query, doc):
+    if instruction is None:
+        instruction = "Given a web search query, retrieve relevant passages that answer the query"
+    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
+
+
+def reference_rerank(model, tokenizer, pairs: list[tuple[str, str]], instruction=None) -> list[float]:
+    import torch
+
+    prefix = tokenizer.encode(RERANK_PREFIX, add_special_tokens=False).ids
+    suffix = tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False).ids
+    token_true_id = tokenizer.token_to_id("yes")
+    token_false_id = tokenizer.token_to_id("no")
+    scores = []
+    for query, doc in pairs:
+        ids = prefix + tokenizer.encode(format_instruction(instruction, query, doc), add_special_tokens=False).ids
+        ids += suffix
+        with torch.no_grad():
+            batch_scores = model(input_ids=torch.tensor([ids])).logits[:, -1, :]
+        true_vector = batch_scores[:, token_true_id]
+        false_vector = batch_scores[:, token_false_id]
+        batch_scores = torch.stack([false_vector, true_vector], dim=1)
+        batch_scores = torch.nn.functional.log_softmax(batch_scores, dim=1)
+        scores.extend(batch_scores[:, 1].exp().tolist())
+    return scores

@@ -30,8 +30,10 @@ MAX_JUNK_SHARE = 0.10
 MAX_PRIVATE_SHARE = 0.50
 # Junk and private-use characters together.
 MAX_UNREADABLE_SHARE = 0.25
-# Letters from the Latin-1 supplement or the Windows-1252 extras among all letters.
+# Letters from the Latin-1 supplement or the Windows-1252 extras among all letters, when
+# fewer than this share of the words (letter runs of two or more) are plain ASCII.
 MAX_LATIN1_LETTER_SHARE = 0.40
+MIN_ASCII_WORD_SHARE = 0.34
 MIN_LETTERS_FOR_LATIN1 = 8
 # Adjacent letter pairs whose scripts differ, among all adjacent letter pairs.
 MAX_SCRIPT_SWITCH_SHARE = 0.25
@@ -58,6 +60,7 @@ class TextQuality:
     junk_share: float
     private_share: float
     latin1_letter_share: float
+    ascii_word_share: float
     script_switch_share: float
     reason: str | None  # None: readable
 
@@ -79,6 +82,21 @@ def _script(ch: str) -> str:
 
 def _is_latin1_letter(ch: str) -> bool:
     return ("\u00c0" <= ch <= "\u00ff" and ch not in "×÷") or ch in "ªºµ" or ch in _CP1252_LETTERS
+
+
+def _ascii_word_share(text: str) -> float:
+    """Share of letter runs (two letters or more) made only of ASCII letters; 1.0 when there are none."""
+    words = ascii_words = 0
+    run: list[str] = []
+    for ch in text + " ":
+        if unicodedata.category(ch)[0] in "LM":
+            run.append(ch)
+            continue
+        if len(run) >= 2:
+            words += 1
+            ascii_words += all(c.isascii() for c in run)
+        run = []
+    return ascii_words / words if words else 1.0
 
 
 def _switch_counts(text: str) -> tuple[int, int]:
@@ -122,6 +140,7 @@ def assess(text: str) -> TextQuality:
     private_share = private / n if n else 0.0
     latin1_share = latin1 / letters if letters else 0.0
     switch_share = switches / pairs if pairs else 0.0
+    word_share = _ascii_word_share(text) if latin1_share >= MAX_LATIN1_LETTER_SHARE else 1.0
 
     reason: str | None = None
     if n >= MIN_CHARS:
@@ -131,9 +150,13 @@ def assess(text: str) -> TextQuality:
             reason = REASON_CJK_IDENTITY
         elif pairs >= MIN_PAIRS_FOR_SWITCHES and switch_share >= MAX_SCRIPT_SWITCH_SHARE:
             reason = REASON_CJK_IDENTITY
-        elif letters >= MIN_LETTERS_FOR_LATIN1 and latin1_share >= MAX_LATIN1_LETTER_SHARE:
+        elif (
+            letters >= MIN_LETTERS_FOR_LATIN1
+            and latin1_share >= MAX_LATIN1_LETTER_SHARE
+            and word_share < MIN_ASCII_WORD_SHARE
+        ):
             reason = REASON_LEGACY_BYTES
-    return TextQuality(n, junk_share, private_share, latin1_share, switch_share, reason)
+    return TextQuality(n, junk_share, private_share, latin1_share, word_share, switch_share, reason)
 
 
 def unreadable_reason(text: str) -> str | None:

@@ -55,10 +55,10 @@ T = TypeVar("T")
 
 
 def _engine(action: str, call: Callable[[], T]) -> T:
-    """Run an engine call, turning its bare exceptions into StoreError."""
+    """Run an engine call, turning its bare exceptions into StoreError (bad arguments stay)."""
     try:
         return call()
-    except StoreError:
+    except (StoreError, ValueError, TypeError):
         raise
     except Exception as exc:  # the engine raises plain Exception
         raise StoreError(f"qdrant-edge: {action} failed: {exc}") from exc

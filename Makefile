@@ -1,0 +1,53 @@
+# kb — every command lives here. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# GPU=auto builds llama-cpp-python with CUDA when nvcc and a GPU are present; GPU=0 forces CPU, GPU=1 CUDA
+GPU    ?= auto
+DIR    ?= docs/
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+
+.PHONY: help install install-test run ingest search test lint bench clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+
+# patched llama-cpp-python (cached wheel, see scripts/install_llama.sh), then kb itself
+$(VENV)/.kb-installed: $(BIN)/python pyproject.toml scripts/install_llama.sh $(wildcard patches/*.patch)
+	bash scripts/install_llama.sh $(BIN)/python $(GPU)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+install: $(VENV)/.kb-installed  ## virtualenv + patched engine + kb (what `make run` needs, no torch)
+
+$(VENV)/.kb-test-installed: $(VENV)/.kb-installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --group test
+	touch $@
+
+install-test: $(VENV)/.kb-test-installed  ## + the test group (reference implementations, test-model builders)
+
+run: install  ## fetch the default model if missing, then start the app on the embedded store
+	$(BIN)/kb model pull --if-missing
+	$(BIN)/streamlit run app/Home.py --server.address $(HOST) --server.port $(PORT) \
+		--browser.gatherUsageStats false --server.headless true
+
+ingest: install  ## index a folder: make ingest DIR=docs/
+	$(BIN)/kb ingest $(DIR)
+
+test: install-test  ## the whole test suite (CPU, offline)
+	$(BIN)/python -m pytest -q
+
+lint: install-test  ## ruff format check and lint
+	$(BIN)/python -m pip install --quiet ruff==0.17.6
+	$(BIN)/ruff check ingest app tests && $(BIN)/ruff format --check ingest app tests
+
+bench: install-test  ## throughput and latency tables (never part of `make test`)
+	$(BIN)/python -m bench
+
+clean:  ## remove the virtualenv (the engine wheel stays cached)
+	rm -rf $(VENV)

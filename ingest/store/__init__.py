@@ -1,0 +1,49 @@
+"""Vector stores: the embedded Qdrant Edge engine, or a Qdrant server when a URL is set."""
+
+from __future__ import annotations
+
+from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
+
+from ingest.settings import Settings
+from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
+from ingest.store.edge import EdgeStore
+from ingest.store.server import ServerStore
+
+__all__ = [
+    "EdgeStore",
+    "FileState",
+    "FingerprintMismatch",
+    "Point",
+    "SearchFilter",
+    "ServerStore",
+    "Store",
+    "StoreError",
+    "make_store",
+]
+
+UNAUTHORIZED = (401, 403)
+
+
+def connect(url: str, api_key: str | None) -> QdrantClient:
+    """A client for a Qdrant server, checked to answer; StoreError naming the URL if not."""
+    # the version check runs in a background thread and can only warn; the probe below reports instead
+    client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+    try:
+        client.get_collections()
+    except UnexpectedResponse as exc:
+        client.close()
+        if exc.status_code in UNAUTHORIZED:
+            raise StoreError(f"Qdrant at {url} refused the API key (HTTP {exc.status_code}); check KB_QDRANT_API_KEY") from exc
+        raise StoreError(f"Qdrant at {url} answered HTTP {exc.status_code}: {exc.reason_phrase}") from exc
+    except (ApiException, OSError) as exc:
+        client.close()
+        raise StoreError(f"cannot reach Qdrant at {url}: {exc}") from exc
+    return client
+
+
+def make_store(settings: Settings) -> Store:
+    """The store the settings point at: a server if ``qdrant_url`` is set, else the embedded engine."""
+    if settings.qdrant_url:
+        return ServerStore(connect(settings.qdrant_url, settings.qdrant_api_key), settings.collection)
+    return EdgeStore(settings.store_dir / settings.collection, settings.collection)
