@@ -56,6 +56,134 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open(settings: Settings):
+    """The heavy resources, from their factories (the caller closes them)."""
+    from .embedder import make_embedder
+    from .store import make_store
+
+    store = make_store(settings)
+    try:
+        embedder = make_embedder(settings)
+    except Exception:
+        store.close()
+        raise
+    return embedder, store
+
+
+def _print_report(report) -> None:
+    print(f"indexed {len(report.indexed)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+          f"removed {len(report.removed)}, skipped {len(report.skipped)} — {report.chunks} chunks, "
+          f"{report.tokens} tokens in {report.seconds:.1f} s")  # fmt: skip
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")
+    for path, message in report.warnings:
+        print(f"  warning {path}: {message}")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .download import ModelUnavailable
+    from .pipeline import ChunkSettings, ingest_folder
+    from .store import StoreError
+
+    settings = _settings(args)
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"kb: {root} is not a folder", file=sys.stderr)
+        return EXIT_FAIL
+    try:
+        embedder, store = _open(settings)
+    except (ModelUnavailable, StoreError) as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
+
+    def on_progress(p) -> None:
+        bar.total = p.files_total
+        bar.n = p.files_done
+        bar.set_postfix_str(f"{p.chunks} chunks, {p.tokens_per_s:,.0f} tok/s", refresh=False)
+        bar.refresh()
+
+    try:
+        report = ingest_folder(root, embedder, store, ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
+                               rebuild=args.rebuild, exclude=args.exclude, workers=settings.parse_workers,
+                               on_progress=on_progress)  # fmt: skip
+    except StoreError as err:  # includes FingerprintMismatch
+        print(f"kb: {err}" + ("" if "rebuild" in str(err) else " (kb ingest --rebuild re-embeds)"), file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        bar.close()
+        embedder.close()
+        store.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        _print_report(report)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .download import ModelUnavailable
+    from .search import SearchRequest, search
+    from .store import SearchFilter, StoreError
+
+    settings = _settings(args)
+    try:
+        embedder, store = _open(settings)
+    except (ModelUnavailable, StoreError) as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    reranker = None
+    try:
+        if args.rerank:
+            from .rerank import make_reranker
+
+            reranker = make_reranker(settings)
+        flt = SearchFilter(source_prefix=args.prefix, source_glob=args.glob, kinds=tuple(args.kind or ()),
+                           exts=tuple(args.ext or ()))  # fmt: skip
+        req = SearchRequest(args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid, filter=flt, task=args.task)
+        result = search(req, embedder, store, reranker)
+    except ModelUnavailable as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        if reranker:
+            reranker.close()
+        embedder.close()
+        store.close()
+    if args.json:
+        print(json.dumps(result.hits, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    for h in result.hits:
+        where = (f"p. {h['page']}" if h["page"] else f"lines {h['line_start']}-{h['line_end']}"
+                 if h["line_start"] else " > ".join(h["heading_path"]))  # fmt: skip
+        print(f"{h['rank']:>3}. {h['score']:.4f}  {h['source']}  {where}")
+        print("      " + " ".join(h["text"].split())[:200])
+    return EXIT_OK
+
+
+def _register_ingest_search(sub) -> None:
+    ing = sub.add_parser("ingest", help="index a folder (incremental)")
+    ing.add_argument("dir", help="folder to index")
+    ing.add_argument("--rebuild", action="store_true", help="drop the collection and re-embed everything")
+    ing.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching paths")
+    ing.add_argument("--json", action="store_true", help="print the report as JSON")
+    ing.set_defaults(func=cmd_ingest)
+    se = sub.add_parser("search", help="semantic search")
+    se.add_argument("query")
+    se.add_argument("--k", type=int, default=10)
+    se.add_argument("--rerank", action="store_true", help="rerank candidates with the Qwen3 reranker")
+    se.add_argument("--hybrid", action="store_true", help="fuse a lexical (CJK-aware) sparse signal")
+    se.add_argument("--prefix", help="only sources under this path prefix")
+    se.add_argument("--glob", help="only sources matching this glob")
+    se.add_argument("--kind", action="append", choices=["pdf", "markdown", "code", "text"])
+    se.add_argument("--ext", action="append", help="only these file extensions")
+    se.add_argument("--task", help="instruction for the query (Qwen3)")
+    se.add_argument("--json", action="store_true", help="print hits as a JSON array")
+    se.set_defaults(func=cmd_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kb", description="A private, self-hosted knowledge base.")
     p.add_argument("--data-dir", type=Path, help="overrides KB_DATA_DIR")
@@ -72,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRA: list = []  # further subcommands register here (ingest, search, serve, …)
+_EXTRA: list = [_register_ingest_search]  # further subcommands register here
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # offload all layers to the GPU when the build can; False forces CPU
     gpu: bool = True
 
+    # processes that parse files during ingest
+    parse_workers: int = Field(default=2, ge=1, le=64)
+
     # chunking (tokens of the embedding model's own tokenizer)
     chunk_tokens: int = Field(default=512, ge=16)
     chunk_overlap: int = Field(default=64, ge=0)

@@ -48,7 +48,7 @@ CODE_LANGUAGES: dict[str, str] = {
     ".dart": "dart",
     ".jl": "julia",
     ".zig": "zig",
-    ".m": "objc", ".mm": "objc",
+    ".mm": "objc",
     ".vue": "vue", ".svelte": "svelte",
 }  # fmt: skip
 

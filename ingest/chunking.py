@@ -1,0 +1,310 @@
+"""Token-aware chunking of a loaded Document into Sections ready to embed. Pure: no I/O, no model.
+
+Sizes are counted by ``count_tokens``, the embedding model's own tokenizer. The rules:
+
+* no output section exceeds ``hard_max`` tokens, ever (a last pass cuts any piece still over it);
+* a section of at most ``target`` tokens stays whole;
+* a larger one is split with ``overlap`` tokens carried between neighbouring pieces: code by its
+  language's separators (``RecursiveCharacterTextSplitter.from_language``), prose on paragraphs,
+  lines, then sentences (CJK 。！？； included), Markdown like prose except that a code fence is
+  never cut unless it alone exceeds ``hard_max`` (it may then exceed ``target``);
+* neighbouring sections are merged while the result stays within ``target``, never across pages
+  and never between sections with different ``meta``. A merged section's ``heading_path`` is the
+  longest common prefix of its members' paths: the deepest heading all of its text sits under;
+* every piece keeps its section's ``page``, ``heading_path`` and ``meta``; ``line_start`` and
+  ``line_end`` are recomputed from character offsets, so they are the file's real lines.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+
+from .loaders.base import Document
+from .records import Section
+
+TokenCounter = Callable[[str], int]
+Span = tuple[int, int]  # [start, end) character offsets into a section's text
+
+# Prose: paragraphs, lines, sentences (CJK and Latin), clauses, words, characters.
+PROSE_SEPARATORS = [
+    "\n\n", "\n", "。", "！", "？", "；", "…", ". ", "! ", "? ", "; ", "，", ", ", "、", " ", "",
+]  # fmt: skip
+# Code in a language the splitter library does not know: blank lines, lines, words, characters.
+GENERIC_CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
+# Cache of token counts within one chunk_document call (the splitter re-counts the same pieces).
+COUNT_CACHE_SIZE = 16384
+_FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([^\s`]*)")
+
+
+def chunk_document(
+    doc: Document, count_tokens: TokenCounter, target: int, overlap: int, hard_max: int
+) -> list[Section]:
+    """Sections of ``doc`` cut to ``target`` tokens (``hard_max`` at most), in reading order."""
+    if not 0 < target <= hard_max:
+        raise ValueError(f"need 0 < target <= hard_max, got target={target}, hard_max={hard_max}")
+    if not 0 <= overlap < target:
+        raise ValueError(f"need 0 <= overlap < target, got overlap={overlap}, target={target}")
+    count = functools.lru_cache(maxsize=COUNT_CACHE_SIZE)(count_tokens)
+    out: list[Section] = []
+    for section in merge_sections(doc.sections, count, target):
+        out.extend(split_section(section, doc.kind, doc.language, count, target, overlap, hard_max))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# merging
+
+
+def _common_prefix(paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    prefix = paths[0]
+    for path in paths[1:]:
+        n = 0
+        while n < min(len(prefix), len(path)) and prefix[n] == path[n]:
+            n += 1
+        prefix = prefix[:n]
+    return prefix
+
+
+def _joinable(a: Section, b: Section) -> bool:
+    return a.page == b.page and a.meta == b.meta and (a.line_start is None) == (b.line_start is None)
+
+
+def _joiner(a: Section, b: Section) -> str:
+    """What goes between two merged sections: the real line breaks between them where known."""
+    if a.line_end is not None and b.line_start is not None and b.line_start > a.line_end:
+        return "\n" * (b.line_start - a.line_end)
+    return "\n\n"
+
+
+def _merged(group: list[Section], text: str) -> Section:
+    first, last = group[0], group[-1]
+    return Section(
+        text=text,
+        page=first.page,
+        heading_path=_common_prefix([s.heading_path for s in group]),
+        line_start=first.line_start,
+        line_end=last.line_end,
+        meta=first.meta,
+    )
+
+
+def merge_sections(sections: Iterable[Section], count: TokenCounter, target: int) -> list[Section]:
+    """Neighbouring sections merged greedily while the merged text has at most ``target`` tokens."""
+    out: list[Section] = []
+    group: list[Section] = []
+    text = ""
+
+    def close() -> None:
+        if group:
+            out.append(group[0] if len(group) == 1 else _merged(group, text))
+
+    for section in sections:
+        if not section.text.strip():
+            continue
+        if group and _joinable(group[-1], section):
+            candidate = text + _joiner(group[-1], section) + section.text
+            if count(candidate) <= target:
+                group.append(section)
+                text = candidate
+                continue
+        close()
+        group, text = [section], section.text
+    close()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# splitting
+
+
+def _stripped(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def _locate(text: str, pieces: Iterable[str], base: int = 0) -> list[Span]:
+    """Offsets of a splitter's pieces, which are substrings of ``text`` in order, possibly overlapping."""
+    spans: list[Span] = []
+    prev_start, prev_end = -1, 0
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        # a piece starts after the previous one starts, and its overlap is at most its own length
+        start = text.find(piece, max(prev_start + 1, prev_end - len(piece)))
+        if start < 0:
+            start = text.find(piece, prev_start + 1)
+        if start < 0:
+            raise RuntimeError("text splitter returned a piece that is not in the text")
+        prev_start, prev_end = start, start + len(piece)
+        spans.append((base + start, base + prev_end))
+    return spans
+
+
+def _splitter_language(language: str | None) -> Language | None:
+    if language is None:
+        return None
+    try:
+        lang = Language(language)
+        RecursiveCharacterTextSplitter.get_separators_for_language(lang)
+    except ValueError:
+        return None
+    return lang
+
+
+def code_splitter(language: str | None, count: TokenCounter, target: int, overlap: int):
+    lang = _splitter_language(language)
+    if lang is not None:
+        return RecursiveCharacterTextSplitter.from_language(
+            lang, chunk_size=target, chunk_overlap=overlap, length_function=count
+        )
+    return RecursiveCharacterTextSplitter(
+        separators=GENERIC_CODE_SEPARATORS, chunk_size=target, chunk_overlap=overlap, length_function=count
+    )
+
+
+def prose_splitter(count: TokenCounter, target: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    # separators stay at the end of the piece they close ("。" ends its sentence)
+    return RecursiveCharacterTextSplitter(
+        separators=PROSE_SEPARATORS,
+        keep_separator="end",
+        chunk_size=target,
+        chunk_overlap=overlap,
+        length_function=count,
+    )
+
+
+def fence_blocks(text: str) -> list[tuple[int, int, str | None]]:
+    """(start, end, info) blocks covering ``text``: fences (info = the fence's language word, maybe
+    "") and the prose between them (info None). An unclosed fence runs to the end."""
+    blocks: list[tuple[int, int, str | None]] = []
+    pos = prose_start = 0
+    fence: tuple[int, str, str] | None = None  # (start, marker, info)
+    for line in text.splitlines(keepends=True):
+        line_start, pos = pos, pos + len(line)
+        if fence is None:
+            m = _FENCE_OPEN.match(line)
+            if m:
+                if line_start > prose_start:
+                    blocks.append((prose_start, line_start, None))
+                fence = (line_start, m.group(1), m.group(2).lower())
+        else:
+            stripped = line.strip()
+            marker = fence[1]
+            if stripped and set(stripped) == {marker[0]} and len(stripped) >= len(marker):
+                blocks.append((fence[0], pos, fence[2]))
+                fence, prose_start = None, pos
+    if fence is not None:
+        blocks.append((fence[0], len(text), fence[2]))
+    elif prose_start < len(text):
+        blocks.append((prose_start, len(text), None))
+    return blocks
+
+
+def _pack(text: str, atoms: list[Span], count: TokenCounter, target: int) -> list[Span]:
+    """Neighbouring spans joined while the joined text has at most ``target`` tokens."""
+    packed: list[Span] = []
+    for start, end in atoms:
+        if packed:
+            joined = (packed[-1][0], max(packed[-1][1], end))
+            if count(text[joined[0] : joined[1]]) <= target:
+                packed[-1] = joined
+                continue
+        packed.append((start, end))
+    return packed
+
+
+def _markdown_spans(
+    text: str, count: TokenCounter, target: int, overlap: int, hard_max: int
+) -> list[Span]:
+    prose = prose_splitter(count, target, overlap)
+    atoms: list[Span] = []
+    for start, end, info in fence_blocks(text):
+        if info is None:
+            atoms.extend(_locate(text[start:end], prose.split_text(text[start:end]), start))
+            continue
+        span = _stripped(text, start, end)
+        if span is None:
+            continue
+        if count(text[span[0] : span[1]]) <= hard_max:
+            atoms.append(span)
+        else:
+            splitter = code_splitter(info or None, count, target, overlap)
+            atoms.extend(_locate(text[start:end], splitter.split_text(text[start:end]), start))
+    return _pack(text, atoms, count, target)
+
+
+def _cut(text: str, start: int, end: int) -> int:
+    """A cut point strictly inside (start, end), near the middle, at a line break or space if any."""
+    mid = (start + end) // 2
+    for sep in ("\n", " "):
+        left = text.rfind(sep, start + 1, mid + 1)
+        right = text.find(sep, mid, end - 1)
+        options = [p for p in (left, right) if start < p < end]
+        if options:
+            return min(options, key=lambda p: abs(p - mid))
+    return mid
+
+
+def fit(text: str, span: Span, count: TokenCounter, hard_max: int) -> list[Span]:
+    """``span`` cut in halves until every part has at most ``hard_max`` tokens."""
+    start, end = span
+    if count(text[start:end]) <= hard_max:
+        return [span]
+    if end - start <= 1:
+        raise ValueError(f"hard_max={hard_max} is smaller than one character's token count")
+    cut = _cut(text, start, end)
+    parts = [p for p in (_stripped(text, start, cut), _stripped(text, cut, end)) if p is not None]
+    return [piece for part in parts for piece in fit(text, part, count, hard_max)]
+
+
+class _Lines:
+    """Maps character offsets of a section's text to 1-based file lines."""
+
+    def __init__(self, text: str, first_line: int):
+        self.first = first_line
+        self.breaks = [m.start() for m in re.finditer("\n", text)]
+
+    def of(self, offset: int) -> int:
+        return self.first + bisect.bisect_left(self.breaks, offset)
+
+
+def split_section(
+    section: Section,
+    kind: str,
+    language: str | None,
+    count: TokenCounter,
+    target: int,
+    overlap: int,
+    hard_max: int,
+) -> list[Section]:
+    """``section`` as is when it has at most ``target`` tokens, else its pieces (see module doc)."""
+    text = section.text
+    if count(text) <= target:
+        return [section]
+    if kind == "code":
+        spans = _locate(text, code_splitter(language, count, target, overlap).split_text(text))
+    elif kind == "markdown":
+        spans = _markdown_spans(text, count, target, overlap, hard_max)
+    else:
+        spans = _locate(text, prose_splitter(count, target, overlap).split_text(text))
+    spans = [piece for span in spans for piece in fit(text, span, count, hard_max)]
+    lines = _Lines(text, section.line_start) if section.line_start is not None else None
+    return [
+        Section(
+            text=text[start:end],
+            page=section.page,
+            heading_path=section.heading_path,
+            line_start=lines.of(start) if lines else None,
+            line_end=lines.of(end - 1) if lines else None,
+            meta=section.meta,
+        )
+        for start, end in spans
+    ]

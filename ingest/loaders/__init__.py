@@ -1,0 +1,79 @@
+"""Loaders: a suffix -> loader registry turning a file into a :class:`Document` of Sections.
+
+A new format is one module with a ``load_x(path) -> Document`` function and one entry in
+``LOADERS``. Unknown suffixes fall back to the plain-text loader, which rejects binary content;
+suffixes in ``UNSUPPORTED_SUFFIXES`` (images, archives, office files, …) are rejected unread.
+Every failure is a :class:`LoadError` whose message is the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import code, markdown, pdf, text
+from .base import Document, LoadError
+
+
+@dataclass(frozen=True, slots=True)
+class Loader:
+    kind: str
+    load: Callable[[Path], Document]
+
+
+PDF = Loader(pdf.KIND, pdf.load_pdf)
+MARKDOWN = Loader(markdown.KIND, markdown.load_markdown)
+CODE = Loader(code.KIND, code.load_code)
+TEXT = Loader(text.KIND, text.load_text)
+
+LOADERS: dict[str, Loader] = {
+    ".pdf": PDF,
+    ".md": MARKDOWN, ".markdown": MARKDOWN, ".mdx": MARKDOWN,
+    **{suffix: CODE for suffix in code.CODE_LANGUAGES},
+    **{suffix: TEXT for suffix in text.TEXT_SUFFIXES},
+}  # fmt: skip
+FALLBACK = TEXT
+
+UNSUPPORTED_SUFFIXES = frozenset({
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ico", ".svg", ".heic", ".psd",
+    ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".rar", ".tar", ".jar", ".whl",
+    ".exe", ".dll", ".so", ".dylib", ".o", ".a", ".class", ".pyc", ".wasm", ".bin",
+    ".mp3", ".wav", ".flac", ".ogg", ".mp4", ".mkv", ".mov", ".avi", ".webm",
+    ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp", ".epub",
+    ".sqlite", ".db", ".parquet", ".npy", ".npz", ".pt", ".safetensors", ".gguf", ".onnx",
+    ".ttf", ".otf", ".woff", ".woff2",
+})  # fmt: skip
+
+
+def loader_for(path: Path) -> Loader | None:
+    """The loader a file would get by its suffix (plain text for unknown ones), None if unsupported."""
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED_SUFFIXES:
+        return None
+    return LOADERS.get(suffix, FALLBACK)
+
+
+def kind_for(path: Path) -> str | None:
+    """"pdf" | "markdown" | "code" | "text" by suffix, None for a suffix that is never indexed.
+
+    Unknown suffixes give "text": whether the content really is text is decided by :func:`load`.
+    """
+    loader = loader_for(path)
+    return loader.kind if loader is not None else None
+
+
+def load(path: Path) -> Document:
+    """Parse ``path``; a file that yields nothing to index is a LoadError with the reason."""
+    path = Path(path)
+    loader = loader_for(path)
+    if loader is None:
+        raise LoadError(f"unsupported file type ({path.suffix.lower()})")
+    doc = loader.load(path)
+    if not doc.sections:
+        details = "; ".join(doc.warnings[:3]) + ("; …" if len(doc.warnings) > 3 else "")
+        raise LoadError("no indexable text" + (f": {details}" if details else ""))
+    return doc
+
+
+__all__ = ["LOADERS", "UNSUPPORTED_SUFFIXES", "Document", "LoadError", "Loader", "kind_for", "load", "loader_for"]
