@@ -17,7 +17,7 @@ from qdrant_client import QdrantClient
 
 from ingest.records import Chunk, Hit, point_id, sha256_text
 from ingest.settings import Settings
-from ingest.sparse import SparseVector, query_sparse_vector, sparse_vector
+from ingest.sparse import SparseVector, query_sparse_vector, sparse_vector, tokenize
 from ingest.store import (
     EdgeStore,
     FileState,
@@ -37,41 +37,47 @@ FINGERPRINT = {"model": "test-embedder", "dim": DIM, "formats": ["md", "py"], "c
 # relative tolerance when comparing the two engines' scores
 SCORE_RTOL = 1e-4
 
-# (source, kind, passages): English and Chinese, every passage distinct
+# (source, kind, passages): English and Chinese passages of distinct lengths, so that no two
+# BM25 weights tie (engines may order ties differently, and a tie would change the fusion)
 FILES: list[tuple[str, str, list[str]]] = [
     ("docs/guide/intro.md", "markdown", [
         "Qdrant is a vector database for similarity search.",
         "The knowledge base answers questions from your own documents.",
-        "Hybrid search fuses dense vectors with lexical sparse vectors.",
+        "Hybrid search fuses dense vectors with lexical sparse vectors in one ranked list.",
     ]),
     ("docs/guide/setup.md", "markdown", [
         "Install the package and point it at a folder of documents.",
         "The embedded engine keeps the vector database on local disk.",
     ]),
     ("docs/api.md", "markdown", [
-        "The search function returns hits with a score and a payload.",
-        "Filters restrict a search by folder, file kind or extension.",
+        "The search function returns hits with a score, a payload and the id of each point.",
+        "Filters restrict any search by folder, by file kind, or by the file extension.",
     ]),
     ("docs2/other.md", "markdown", ["A sibling folder whose name starts like docs but is not docs."]),
     ("src/kb/store.py", "code", [
-        "def upsert_points(points): store every point in the vector database table",
+        "def upsert_points(points): store every point in the vector database table, batch by batch, "
+        "and wait for the engine itself",
         "class EdgeStore: wraps the embedded search engine",
-        "def delete_source(source, keep_file_hash): remove stale chunks",
+        "def delete_source(source, keep_file_hash): remove chunks",
     ]),
     ("src/kb/cli.py", "code", [
-        "def main(): parse arguments and run the ingest pipeline",
-        "print the number of indexed files and search hits",
+        "def main(): parse the command line arguments, then run the ingest pipeline over every folder",
+        "print the number of indexed files and search hits to the terminal, one line per file and one total",
     ]),
     ("notes/中文笔记.txt", "text", [
-        "向量数据库用于存储和检索高维向量。",
+        "向量数据库用于存储和快速检索高维向量。",
         "今天我们讨论混合检索：稠密向量与稀疏向量的融合。",
         "知识库可以回答关于你自己文档的问题。",
     ]),
     ("papers/qdrant.pdf", "pdf", [
-        "Approximate nearest neighbour search with HNSW graphs.",
-        "Payload filtering during graph traversal keeps recall high.",
+        "Approximate nearest neighbour search (HNSW).",
+        "Payload filtering during graph traversal keeps recall high in practice, even when the filter "
+        "is strict and the graph is large.",
     ]),
-    ("README", "text", ["Read me first: how to build the knowledge base."]),
+    ("README", "text", [
+        "Read me first: how to build, test and run the knowledge base on your own machine, step by step, "
+        "from a fresh clone.",
+    ]),
 ]
 
 FILTERS = [
@@ -176,6 +182,11 @@ def both(tmp_path_factory) -> Iterator[tuple[Store, Store]]:
 # ---------------------------------------------------------------- congruence
 
 
+def test_corpus_passages_have_distinct_lengths():
+    lengths = [tokenize(c.text)[1] for c in CORPUS]
+    assert len(set(lengths)) == len(lengths)
+
+
 @pytest.mark.parametrize("flt", FILTERS, ids=repr)
 def test_dense_search_is_exact_and_filtered_on_both(both, flt):
     expected_any = False
@@ -229,7 +240,7 @@ def test_filter_restricts_to_what_it_names(both):
 def test_chinese_keyword_is_found_by_the_sparse_signal_alone(store):
     store.upsert(POINTS)
     hits = store.search(sparse=query_sparse_vector("向量数据库"), k=3)
-    assert hits[0].text == "向量数据库用于存储和检索高维向量。"
+    assert hits[0].text == "向量数据库用于存储和快速检索高维向量。"
     hits = store.search(sparse=query_sparse_vector("稀疏向量"), k=3)
     assert hits[0].text.startswith("今天我们讨论混合检索")
 

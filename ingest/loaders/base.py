@@ -22,12 +22,13 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-# When detection finds several legacy encodings equally plausible, the first of these that is among
-# them wins: charset-normalizer scores cp1250 and cp1252 alike on French and would turn "crème" into
-# "crčme".
+# When detection finds several legacy encodings about equally plausible, the first of these that is
+# among them wins. charset-normalizer cannot tell single-byte Latin code pages apart (it ranks
+# cp1257 above cp1252 on French and would turn "crème" into "crčme"), and Windows-1252 is by far
+# the most common of them. The price: a Turkish or Baltic legacy file may decode as Windows-1252.
 PREFERRED_LEGACY_ENCODINGS = ("cp1252", "latin_1", "cp1250", "cp1251")
-# How much worse (chaos) than the best guess a preferred encoding may be and still win.
-CHAOS_TIE = 0.01
+# How much worse (chaos, 0..1) than the best guess a preferred encoding may be and still win.
+CHAOS_TIE = 0.05
 # Control characters (other than whitespace and ESC, which logs with colours carry) a real text
 # file may hold, as a share of its characters.
 MAX_CONTROL_SHARE = 0.05

@@ -45,7 +45,7 @@ def _open(data: bytes) -> PdfReader:
     except LimitReachedError as err:
         raise LoadError(f"exceeds pypdf's safety limits: {_why(err)}") from err
     except Exception as err:  # pypdf raises many kinds on damaged files (PdfReadError, KeyError, …)
-        hint = "" if b"%%EOF" in data[-2048:] else " (no %%EOF marker)"
+        hint = "" if b"%%EOF" in data[-2048:] else " (no %EOF marker)"
         raise LoadError(f"truncated or damaged PDF{hint}: {_why(err)}") from err
     return reader
 
