@@ -238,7 +238,7 @@ def _markdown_spans(
         else:
             splitter = code_splitter(info or None, count, target, overlap)
             atoms.extend(_locate(text[start:end], splitter.split_text(text[start:end]), start))
-    return _pack(text, atoms, count, target)
+    return atoms
 
 
 def _cut(text: str, start: int, end: int) -> int:
@@ -295,6 +295,9 @@ def split_section(
         spans = _markdown_spans(text, count, target, overlap, hard_max)
     else:
         spans = _locate(text, prose_splitter(count, target, overlap).split_text(text))
+    # the splitter sums the counts of small parts, which overestimates a subword tokenizer's
+    # count of their join (a long unbroken string splits into far too small pieces): re-pack
+    spans = _pack(text, spans, count, target)
     spans = [piece for span in spans for piece in fit(text, span, count, hard_max)]
     lines = _Lines(text, section.line_start) if section.line_start is not None else None
     return [

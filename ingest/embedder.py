@@ -131,8 +131,10 @@ class Embedder:
         return self._finish(self.embed_token_batches(seqs))
 
     def embed_queries(self, texts: Sequence[str], task: str | None = None) -> np.ndarray:
-        seqs = [self.tokens(self.query_text(t, task)) for t in texts]
-        self._check(seqs)
+        # an over-long query keeps its start and its closing token (the one pooled), not an error
+        cap = self.max_tokens
+        seqs = [s if len(s) <= cap else s[: cap - 1] + s[-1:] for s in
+                (self.tokens(self.query_text(t, task)) for t in texts)]  # fmt: skip
         if any(len(s) > self._query_context.n_ctx for s in seqs):
             return self._finish(self.embed_token_batches(seqs))
         out = np.empty((len(seqs), self.model.n_embd), dtype=np.float32)

@@ -131,7 +131,7 @@ class EdgeStore:
     def _create(self, dim: int, fingerprint: dict[str, Any]) -> None:
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         self.path.mkdir(parents=True, exist_ok=True)
         shard = _engine("create", lambda: qe.EdgeShard.create(str(self._shard_dir), config))
