@@ -46,7 +46,9 @@ lint: install-test  ## ruff format check and lint
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
 	$(BIN)/ruff check ingest app tests && $(BIN)/ruff format --check ingest app tests
 
-bench: install-test  ## throughput and latency tables (never part of `make test`)
+bench: install-test  ## throughput and latency tables (never part of `make test`); stock engine as baseline
+	test -x .venv-stock/bin/python || $(PYTHON) -m venv .venv-stock
+	KB_LLAMA_STOCK=1 bash scripts/install_llama.sh .venv-stock/bin/python $(GPU)
 	$(BIN)/python -m bench
 
 clean:  ## remove the virtualenv (the engine wheel stays cached)

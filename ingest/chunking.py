@@ -2,23 +2,31 @@
 
 Sizes are counted by ``count_tokens``, the embedding model's own tokenizer. The rules:
 
-* no output section exceeds ``hard_max`` tokens, ever (a last pass cuts any piece still over it);
+* no output section exceeds ``hard_max`` tokens, ever (a last pass halves any piece still over it);
 * a section of at most ``target`` tokens stays whole;
-* a larger one is split with ``overlap`` tokens carried between neighbouring pieces: code by its
-  language's separators (``RecursiveCharacterTextSplitter.from_language``), prose on paragraphs,
-  lines, then sentences (CJK 。！？； included), Markdown like prose except that a code fence is
-  never cut unless it alone exceeds ``hard_max`` (it may then exceed ``target``);
+* a larger one is split into pieces of about ``target`` tokens: code by its language's separators
+  (``RecursiveCharacterTextSplitter.from_language``), prose on paragraphs, lines, sentences (CJK
+  。！？； included), clauses and words; Markdown like prose except that a code fence is never cut
+  unless it alone exceeds ``hard_max`` (a fence may therefore exceed ``target``);
+* neighbouring pieces share up to ``overlap`` tokens: each piece but the first also starts with
+  the end of its predecessor, cut at a line start (code) or a word or CJK character (prose), never
+  reaching back into a code fence;
 * neighbouring sections are merged while the result stays within ``target``, never across pages
   and never between sections with different ``meta``. A merged section's ``heading_path`` is the
   longest common prefix of its members' paths: the deepest heading all of its text sits under;
 * every piece keeps its section's ``page``, ``heading_path`` and ``meta``; ``line_start`` and
   ``line_end`` are recomputed from character offsets, so they are the file's real lines.
+
+The splitter runs without overlap so that its pieces tile the text and their offsets are exact
+even in repetitive text (where searching for an overlapping piece would find the wrong copy); the
+overlap is added afterwards from those exact offsets.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 
@@ -36,8 +44,18 @@ PROSE_SEPARATORS = [
 ]  # fmt: skip
 # Code in a language the splitter library does not know: blank lines, lines, words, characters.
 GENERIC_CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
-# Cache of token counts within one chunk_document call (the splitter re-counts the same pieces).
+# Where an overlap may begin: a line's first non-blank character (code); after whitespace, CJK
+# punctuation or any CJK character (prose).
+CODE_OVERLAP_START = re.compile(r"\n[ \t]*(?=\S)")
+PROSE_OVERLAP_START = re.compile(
+    r"(?<=[\s\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef])(?=\S)"
+)
+# Token counts of short strings are cached within one chunk_document call (the splitter counts
+# the same small parts again and again); long strings are counted afresh, to bound the memory.
 COUNT_CACHE_SIZE = 16384
+COUNT_CACHE_MAX_CHARS = 2048
+# An overlap preferably starts after one of these (and whitespace): a sentence or a line ended.
+_SENTENCE_END = re.compile(r"(?:[.!?;:。！？；：…]\s*|\n[ \t]*)$")
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([^\s`]*)")
 
 
@@ -49,11 +67,20 @@ def chunk_document(
         raise ValueError(f"need 0 < target <= hard_max, got target={target}, hard_max={hard_max}")
     if not 0 <= overlap < target:
         raise ValueError(f"need 0 <= overlap < target, got overlap={overlap}, target={target}")
-    count = functools.lru_cache(maxsize=COUNT_CACHE_SIZE)(count_tokens)
+    count = _cached(count_tokens)
     out: list[Section] = []
     for section in merge_sections(doc.sections, count, target):
         out.extend(split_section(section, doc.kind, doc.language, count, target, overlap, hard_max))
     return out
+
+
+def _cached(count_tokens: TokenCounter) -> TokenCounter:
+    cached = functools.lru_cache(maxsize=COUNT_CACHE_SIZE)(count_tokens)
+
+    def count(text: str) -> int:
+        return cached(text) if len(text) <= COUNT_CACHE_MAX_CHARS else count_tokens(text)
+
+    return count
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,7 +146,7 @@ def merge_sections(sections: Iterable[Section], count: TokenCounter, target: int
 
 
 # ----------------------------------------------------------------------------------------------
-# splitting
+# splitting into pieces that tile the text
 
 
 def _stripped(text: str, start: int, end: int) -> Span | None:
@@ -131,20 +158,17 @@ def _stripped(text: str, start: int, end: int) -> Span | None:
 
 
 def _locate(text: str, pieces: Iterable[str], base: int = 0) -> list[Span]:
-    """Offsets of a splitter's pieces, which are substrings of ``text`` in order, possibly overlapping."""
+    """Offsets of a splitter's pieces, which tile ``text`` in order with only whitespace between."""
     spans: list[Span] = []
-    prev_start, prev_end = -1, 0
+    pos = 0
     for piece in pieces:
         if not piece.strip():
             continue
-        # a piece starts after the previous one starts, and its overlap is at most its own length
-        start = text.find(piece, max(prev_start + 1, prev_end - len(piece)))
-        if start < 0:
-            start = text.find(piece, prev_start + 1)
-        if start < 0:
-            raise RuntimeError("text splitter returned a piece that is not in the text")
-        prev_start, prev_end = start, start + len(piece)
-        spans.append((base + start, base + prev_end))
+        start = text.find(piece, pos)
+        if start < 0 or text[pos:start].strip():
+            raise RuntimeError("text splitter pieces do not tile the text")
+        pos = start + len(piece)
+        spans.append((base + start, base + pos))
     return spans
 
 
@@ -159,24 +183,24 @@ def _splitter_language(language: str | None) -> Language | None:
     return lang
 
 
-def code_splitter(language: str | None, count: TokenCounter, target: int, overlap: int):
+def code_splitter(language: str | None, count: TokenCounter, size: int) -> RecursiveCharacterTextSplitter:
     lang = _splitter_language(language)
     if lang is not None:
         return RecursiveCharacterTextSplitter.from_language(
-            lang, chunk_size=target, chunk_overlap=overlap, length_function=count
+            lang, chunk_size=size, chunk_overlap=0, length_function=count
         )
     return RecursiveCharacterTextSplitter(
-        separators=GENERIC_CODE_SEPARATORS, chunk_size=target, chunk_overlap=overlap, length_function=count
+        separators=GENERIC_CODE_SEPARATORS, chunk_size=size, chunk_overlap=0, length_function=count
     )
 
 
-def prose_splitter(count: TokenCounter, target: int, overlap: int) -> RecursiveCharacterTextSplitter:
+def prose_splitter(count: TokenCounter, size: int) -> RecursiveCharacterTextSplitter:
     # separators stay at the end of the piece they close ("。" ends its sentence)
     return RecursiveCharacterTextSplitter(
         separators=PROSE_SEPARATORS,
         keep_separator="end",
-        chunk_size=target,
-        chunk_overlap=overlap,
+        chunk_size=size,
+        chunk_overlap=0,
         length_function=count,
     )
 
@@ -208,37 +232,87 @@ def fence_blocks(text: str) -> list[tuple[int, int, str | None]]:
     return blocks
 
 
-def _pack(text: str, atoms: list[Span], count: TokenCounter, target: int) -> list[Span]:
-    """Neighbouring spans joined while the joined text has at most ``target`` tokens."""
-    packed: list[Span] = []
-    for start, end in atoms:
-        if packed:
-            joined = (packed[-1][0], max(packed[-1][1], end))
-            if count(text[joined[0] : joined[1]]) <= target:
-                packed[-1] = joined
-                continue
-        packed.append((start, end))
-    return packed
-
-
 def _markdown_spans(
-    text: str, count: TokenCounter, target: int, overlap: int, hard_max: int
-) -> list[Span]:
-    prose = prose_splitter(count, target, overlap)
-    atoms: list[Span] = []
+    text: str, count: TokenCounter, size: int, hard_max: int
+) -> tuple[list[Span], list[Span]]:
+    """(pieces, fences): prose split like prose, fences whole unless over ``hard_max``."""
+    prose = prose_splitter(count, size)
+    spans: list[Span] = []
+    fences: list[Span] = []
     for start, end, info in fence_blocks(text):
         if info is None:
-            atoms.extend(_locate(text[start:end], prose.split_text(text[start:end]), start))
+            spans.extend(_locate(text[start:end], prose.split_text(text[start:end]), start))
             continue
         span = _stripped(text, start, end)
         if span is None:
             continue
+        fences.append(span)
         if count(text[span[0] : span[1]]) <= hard_max:
-            atoms.append(span)
+            spans.append(span)
         else:
-            splitter = code_splitter(info or None, count, target, overlap)
-            atoms.extend(_locate(text[start:end], splitter.split_text(text[start:end]), start))
-    return atoms
+            splitter = code_splitter(info or None, count, size)
+            spans.extend(_locate(text[start:end], splitter.split_text(text[start:end]), start))
+    return spans, fences
+
+
+def _pack(text: str, spans: list[Span], count: TokenCounter, size: int) -> list[Span]:
+    """Neighbouring pieces joined while the joined text has at most ``size`` tokens.
+
+    The splitter sums the counts of small parts, which overestimates a subword tokenizer's count of
+    their join: a long unbroken string (CJK, base64, a URL) otherwise ends in far too small pieces.
+    """
+    packed: list[Span] = []
+    for start, end in spans:
+        if packed and count(text[packed[-1][0] : end]) <= size:
+            packed[-1] = (packed[-1][0], end)
+        else:
+            packed.append((start, end))
+    return packed
+
+
+# ----------------------------------------------------------------------------------------------
+# overlap, hard maximum, line numbers
+
+
+def _with_overlap(
+    text: str,
+    spans: list[Span],
+    count: TokenCounter,
+    overlap: int,
+    target: int,
+    starts: re.Pattern[str],
+    fences: list[Span],
+) -> list[Span]:
+    """Each piece but the first extended back over at most ``overlap`` tokens of its predecessor."""
+    fence_ends = sorted(end for _, end in fences)
+    out = [spans[0]]
+    for (prev_start, _), (start, end) in itertools.pairwise(spans):
+        i = bisect.bisect_right(fence_ends, start)
+        floor = max(prev_start, fence_ends[i - 1] if i else 0)
+        if any(f_start < start < f_end for f_start, f_end in fences):
+            floor = prev_start  # a piece of a fence too long to keep whole continues its fence
+        options = [m.end() for m in starts.finditer(text, floor, start) if floor <= m.end() < start]
+        fitting: list[int] = []  # starts whose overlap fits, nearest first
+        for p in reversed(options):
+            if count(text[p:start]) > overlap:
+                break
+            fitting.append(p)
+        # the longest overlap, begun at a sentence or line start when one fits
+        clean = [p for p in fitting if _SENTENCE_END.search(text, max(0, p - 8), p)]
+        best = clean[-1] if clean else fitting[-1] if fitting else start
+        if best < start and count(text[best:end]) > target:
+            # keep the piece within target: the farthest start that still fits (binary search)
+            usable = [p for p in options if p >= best]
+            lo, hi = 0, len(usable)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if count(text[usable[mid] : end]) <= target:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            best = usable[lo] if lo < len(usable) else start
+        out.append((best, end))
+    return out
 
 
 def _cut(text: str, start: int, end: int) -> int:
@@ -289,15 +363,18 @@ def split_section(
     text = section.text
     if count(text) <= target:
         return [section]
+    size = target - overlap  # room left for the overlap a piece starts with
+    fences: list[Span] = []
     if kind == "code":
-        spans = _locate(text, code_splitter(language, count, target, overlap).split_text(text))
+        spans = _locate(text, code_splitter(language, count, size).split_text(text))
     elif kind == "markdown":
-        spans = _markdown_spans(text, count, target, overlap, hard_max)
+        spans, fences = _markdown_spans(text, count, size, hard_max)
     else:
-        spans = _locate(text, prose_splitter(count, target, overlap).split_text(text))
-    # the splitter sums the counts of small parts, which overestimates a subword tokenizer's
-    # count of their join (a long unbroken string splits into far too small pieces): re-pack
-    spans = _pack(text, spans, count, target)
+        spans = _locate(text, prose_splitter(count, size).split_text(text))
+    spans = _pack(text, spans, count, size)
+    if overlap and len(spans) > 1:
+        starts = CODE_OVERLAP_START if kind == "code" else PROSE_OVERLAP_START
+        spans = _with_overlap(text, spans, count, overlap, target, starts, fences)
     spans = [piece for span in spans for piece in fit(text, span, count, hard_max)]
     lines = _Lines(text, section.line_start) if section.line_start is not None else None
     return [

@@ -30,6 +30,7 @@ from .store.base import FingerprintMismatch, Point, Store
 
 EMBED_BATCH_TOKENS = 16384  # chunks gathered before one embed call (spread over the contexts)
 MAX_FILE_BYTES = 512 << 20
+HIDDEN_NAMESPACE = "."  # sources starting with it are never discovered in a folder (uploads live there)
 
 
 @dataclass
@@ -79,6 +80,11 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def owns(scope: str, source: str) -> bool:
+    """Whether an ingest with this scope is responsible for (and may remove) ``source``."""
+    return source.startswith(scope) if scope else not source.startswith(HIDDEN_NAMESPACE)
 
 
 def _parse(path: str) -> Document | LoadError:
@@ -148,9 +154,16 @@ class _Writer:
 
 
 def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSettings = ChunkSettings(), *,
-                  rebuild: bool = False, exclude: Iterable[str] = (), workers: int = 2,
+                  rebuild: bool = False, exclude: Iterable[str] = (), workers: int = 2, scope: str = "",
                   on_progress: Callable[[Progress], None] | None = None) -> IngestReport:  # fmt: skip
-    """Bring the store in line with the files under ``root``; see the module docstring for the order."""
+    """Bring the store in line with the files under ``root``; see the module docstring for the order.
+
+    ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
+    under it. Without a scope the folder owns every source except those in a hidden namespace (first
+    segment starting with '.', which discovery never yields): a folder ingest leaves uploads alone.
+    """
+    if scope and not (scope.startswith(HIDDEN_NAMESPACE) and scope.endswith("/")):
+        raise ValueError(f"scope {scope!r} must look like '.name/'")
     started = time.monotonic()
     root = Path(root)
     if not root.is_dir():
@@ -163,10 +176,10 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
     else:
         store.ensure_collection(embedder.dim, fingerprint)  # FingerprintMismatch propagates
     report = IngestReport()
-    files = discover(root, exclude)
+    files = [(scope + rel, path) for rel, path in discover(root, exclude)]
     states = store.file_states()
     present = {rel for rel, _ in files}
-    for source in sorted(set(states) - present):
+    for source in sorted(s for s in set(states) - present if owns(scope, s)):
         store.delete_source(source)
         report.removed.append(source)
 

@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=512, ge=16)
     chunk_overlap: int = Field(default=64, ge=0)
 
+    # `kb serve`: the one process owning the model and the store; the CLI and the app use it when it answers
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(default=8765, ge=1, le=65535)
+    # where clients look for it (None: derived from host and port)
+    service_url: str | None = None
+    # largest upload request the service accepts (all files together)
+    upload_max_mb: int = Field(default=200, ge=1)
+
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def service_base_url(self) -> str:
+        """``service_url``, or the address ``kb serve`` listens on (a wildcard bind is reached locally)."""
+        if self.service_url:
+            return self.service_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.service_host, self.service_host)
+        return f"http://[{host}]:{self.service_port}" if ":" in host else f"http://{host}:{self.service_port}"

@@ -4,6 +4,7 @@
 # so a second install (CI, `make run`) reuses it instead of rebuilding (~11 min on 2 cores).
 #
 #   scripts/install_llama.sh PYTHON [GPU]     GPU: auto (default) | 0 | 1
+#   KB_LLAMA_STOCK=1 installs the unpatched build instead (only `make bench` uses it, as the baseline)
 set -euo pipefail
 
 PY=${1:?usage: install_llama.sh PYTHON [GPU]}
@@ -23,6 +24,7 @@ elif [ "$GPU" = auto ] && command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev
 fi
 
 patch_hash=$(sha256sum "$PATCH" | cut -c1-12)
+[ "${KB_LLAMA_STOCK:-0}" = 1 ] && patch_hash=stock
 key="$VERSION-$patch_hash-$backend"
 cache="$CACHE_ROOT/$key"
 
@@ -35,7 +37,7 @@ fi
 
 wheel=$(ls "$cache"/llama_cpp_python-*.whl 2>/dev/null | head -n1 || true)
 if [ -z "$wheel" ]; then
-  echo "Building llama-cpp-python $VERSION ($backend) with $(basename "$PATCH") — about 11 minutes on 2 cores, once."
+  echo "Building llama-cpp-python $VERSION ($backend, $patch_hash) with $(basename "$PATCH") — about 11 minutes on 2 cores, once."
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   "$PY" -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$work"
@@ -46,7 +48,7 @@ if [ -z "$wheel" ]; then
     echo "       Refusing to install a stock (slow) build; update the patch for this version." >&2
     exit 3
   fi
-  patch -d "$src" -p1 --forward --quiet < "$PATCH"
+  [ "$patch_hash" = stock ] || patch -d "$src" -p1 --forward --quiet < "$PATCH"
   echo "$key" > "$src/llama_cpp/KB_BUILD"
   args="-DLLAVA_BUILD=OFF"
   if [ "$backend" = cuda ]; then

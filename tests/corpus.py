@@ -110,6 +110,18 @@ def write_pdf(directory: Path, name: str = "multipage.pdf") -> PdfFacts:
     return PdfFacts(path, 5, canaries, no_text_pages=(NO_TEXT_PAGE,), title=PDF_TITLE)
 
 
+def write_scanned_pdf(directory: Path, name: str = "scanned.pdf", pages: int = 2) -> Path:
+    """Pages with only drawn shapes and no text layer, like a scan without OCR."""
+    path = Path(directory) / name
+    c = _canvas(path)
+    for number in range(pages):
+        c.setFillColorRGB(0.1 * number, 0.3, 0.6)
+        c.rect(80 + 10 * number, 200, 400, 300, fill=1)
+        c.showPage()
+    c.save()
+    return path
+
+
 def _encrypted_copy(source: Path, path: Path, user_password: str) -> Path:
     from pypdf import PdfWriter
 

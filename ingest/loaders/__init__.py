@@ -55,7 +55,7 @@ def loader_for(path: Path) -> Loader | None:
 
 
 def kind_for(path: Path) -> str | None:
-    """"pdf" | "markdown" | "code" | "text" by suffix, None for a suffix that is never indexed.
+    """The kind ("pdf", "markdown", "code", "text") by suffix; None for a suffix never indexed.
 
     Unknown suffixes give "text": whether the content really is text is decided by :func:`load`.
     """
@@ -76,4 +76,13 @@ def load(path: Path) -> Document:
     return doc
 
 
-__all__ = ["LOADERS", "UNSUPPORTED_SUFFIXES", "Document", "LoadError", "Loader", "kind_for", "load", "loader_for"]
+__all__ = [
+    "LOADERS",
+    "UNSUPPORTED_SUFFIXES",
+    "Document",
+    "LoadError",
+    "Loader",
+    "kind_for",
+    "load",
+    "loader_for",
+]

@@ -32,6 +32,7 @@ CHAOS_TIE = 0.05
 # Control characters (other than whitespace and ESC, which logs with colours carry) a real text
 # file may hold, as a share of its characters.
 MAX_CONTROL_SHARE = 0.05
+CONTROL_SAMPLE_CHARS = 1 << 16  # measured on the file's start: enough to tell, cheap on huge files
 _ALLOWED_CONTROLS = frozenset("\t\n\r\x0b\x0c\x1b")
 
 
@@ -111,10 +112,11 @@ def _detect(data: bytes) -> tuple[str, str]:
 
 
 def _control_share(text: str) -> float:
-    if not text:
+    sample = text[:CONTROL_SAMPLE_CHARS]
+    if not sample:
         return 0.0
-    controls = sum(1 for ch in text if ch < " " and ch not in _ALLOWED_CONTROLS)
-    return controls / len(text)
+    controls = sum(1 for ch in sample if ch < " " and ch not in _ALLOWED_CONTROLS)
+    return controls / len(sample)
 
 
 def _normalize(text: str) -> str:

@@ -70,7 +70,9 @@ def load_markdown(path: Path) -> Document:
     text, encoding = read_text(path)
     lines = text.split("\n")
     front_matter, body_start, warnings = split_front_matter(lines)
-    marks = [(body_start + line, level, title) for line, level, title in headings("\n".join(lines[body_start:]))]
+    marks = [
+        (body_start + line, level, title) for line, level, title in headings("\n".join(lines[body_start:]))
+    ]
 
     sections: list[Section] = []
     preamble = line_section(lines, body_start, marks[0][0] if marks else len(lines))

@@ -58,7 +58,7 @@ def _clean(text: str) -> str:
 def _page_labels(reader: PdfReader) -> list[str]:
     try:
         return list(reader.page_labels)
-    except Exception:  # labels are a nicety: a broken label tree must not cost the document
+    except Exception:  # noqa: BLE001 - labels are a nicety: a broken label tree must not cost the document
         return []
 
 
@@ -67,7 +67,7 @@ def _doc_meta(reader: PdfReader, n_pages: int) -> dict[str, Any]:
     try:
         info = reader.metadata
         title, author = (info.title, info.author) if info is not None else (None, None)
-    except Exception:
+    except Exception:  # noqa: BLE001 - so are title and author
         title = author = None
     if isinstance(title, str) and title.strip():
         meta["title"] = title.strip()
@@ -85,7 +85,7 @@ def load_pdf(path: Path) -> Document:
     for number in range(1, n_pages + 1):
         try:
             text = _clean(reader.pages[number - 1].extract_text())
-        except Exception as err:  # one bad page (broken stream, limit reached) costs only itself
+        except Exception as err:  # noqa: BLE001 - one bad page (broken stream, limit) costs only itself
             warnings.append(f"page {number}: text extraction failed ({type(err).__name__}: {_why(err)})")
             continue
         if not text:

@@ -43,6 +43,7 @@ REASON_CJK_IDENTITY = "likely a CJK font without ToUnicode"
 REASON_LEGACY_BYTES = "likely a CJK font in a legacy encoding without ToUnicode"
 REASON_PRIVATE_USE = "private-use characters: likely a symbol or CJK font without ToUnicode"
 
+_END_OF_LATIN = "\u0300"  # below: Basic Latin to Latin Extended-B, IPA, spacing modifier letters
 _WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
 # Letters Windows-1252 puts in 0x80-0x9F, which pypdf uses for WinAnsi fonts.
 _CP1252_LETTERS = frozenset("ŠŒŽšœžŸƒ")
@@ -71,13 +72,11 @@ class TextQuality:
 
 def _script(ch: str) -> str:
     """A coarse script name: the first word of the character's Unicode name, East Asian folded."""
+    if ch < _END_OF_LATIN:  # Latin blocks, IPA and modifier letters (ª, º, µ, ˈ name no script)
+        return "LATIN"
     name = unicodedata.name(ch, "")
     word = name.split(" ", 1)[0] if name else "UNKNOWN"
-    if word in _EAST_ASIAN:
-        return "EAST_ASIAN"
-    if word == "MICRO":  # U+00B5 MICRO SIGN sits among Latin letters ("µm")
-        return "LATIN"
-    return word
+    return "EAST_ASIAN" if word in _EAST_ASIAN else word
 
 
 def _is_latin1_letter(ch: str) -> bool:
@@ -146,9 +145,11 @@ def assess(text: str) -> TextQuality:
     if n >= MIN_CHARS:
         if private_share >= MAX_PRIVATE_SHARE:
             reason = REASON_PRIVATE_USE
-        elif junk_share >= MAX_JUNK_SHARE or junk_share + private_share >= MAX_UNREADABLE_SHARE:
-            reason = REASON_CJK_IDENTITY
-        elif pairs >= MIN_PAIRS_FOR_SWITCHES and switch_share >= MAX_SCRIPT_SWITCH_SHARE:
+        elif (
+            junk_share >= MAX_JUNK_SHARE
+            or junk_share + private_share >= MAX_UNREADABLE_SHARE
+            or (pairs >= MIN_PAIRS_FOR_SWITCHES and switch_share >= MAX_SCRIPT_SWITCH_SHARE)
+        ):
             reason = REASON_CJK_IDENTITY
         elif (
             letters >= MIN_LETTERS_FOR_LATIN1

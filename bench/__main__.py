@@ -1,0 +1,203 @@
+"""`make bench`: embedding throughput (patched vs stock llama.cpp vs transformers), contexts, query latency.
+
+Everything is measured in one run on this machine, on a shape-exact random Qwen3-Embedding-0.6B
+(F16 GGUF, real vocabulary); medians of several repetitions; ratios within the run. Writes a
+Markdown table and a JSON file under data/bench/ and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import modelgen  # noqa: E402
+
+CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
+STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
+
+
+def hardware() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = ""
+    try:
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"{cpu} × {os.cpu_count()} threads" + (f", GPU: {gpu}" if gpu else ", no GPU")
+
+
+def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
+    arg = json.dumps({"model": str(model), "cases": cases, "n_ubatch": n_ubatch})
+    out = subprocess.run([str(python), "-m", "bench.engine_worker", arg], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=3600)  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def transformers_run(spec: modelgen.ModelSpec, cases) -> list[dict]:
+    import torch
+
+    model = modelgen.hf_model(spec)
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    rows = []
+    for length, n_seqs, reps, _ in cases:
+        ids = torch.tensor(rng.integers(0, 151000, (n_seqs, length)))
+        mask = torch.ones_like(ids)
+        with torch.inference_mode():
+            model(input_ids=ids, attention_mask=mask)
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                model(input_ids=ids, attention_mask=mask)
+                times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        rows.append({"length": length, "seqs": n_seqs, "tok_s": length * n_seqs / med, "median_s": med})
+    return rows
+
+
+def contexts_run(model_path: Path, k_values=(1, 2)) -> list[dict]:
+    from ingest.embedder import Embedder, EngineConfig
+    from ingest.engine import LlamaModel
+    from ingest.recipes import QWEN3
+
+    model = LlamaModel(model_path)
+    rng = np.random.default_rng(1)
+    seqs = [list(rng.integers(0, 151000, 127)) + [151643] for _ in range(64)]
+    rows = []
+    for k in k_values:
+        threads = max(1, (os.cpu_count() or 1) // k)
+        emb = Embedder(model, QWEN3, None, EngineConfig(n_ctx=2048, n_batch=1024, n_ubatch=1024, n_seq_max=16,
+                                                        n_contexts=k, n_threads=threads))  # fmt: skip
+        emb.embed_token_batches(seqs[:8])
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            emb.embed_token_batches(seqs)
+            times.append(time.perf_counter() - t)
+        emb._pool.shutdown()
+        for c in [*emb._doc_contexts, emb._query_context]:
+            c.close()
+        rows.append({"contexts": k, "threads_each": threads, "tok_s": 128 * len(seqs) / statistics.median(times)})
+    model.close()
+    return rows
+
+
+def latency_run(model_path: Path, sizes=(10_000, 100_000), queries: int = 40) -> list[dict]:
+    import tempfile
+
+    from ingest.embedder import Embedder, EngineConfig
+    from ingest.engine import LlamaModel
+    from ingest.recipes import QWEN3
+    from ingest.store.base import Point
+    from ingest.store.edge import EdgeStore
+
+    model = LlamaModel(model_path)
+    emb = Embedder(model, QWEN3, None, EngineConfig(n_ctx=2048, n_batch=2048, n_ubatch=512), "bench")
+    texts = [f"how do I configure option {i} for the service?" for i in range(queries)]
+    embed_ms = []
+    for t in texts:
+        s = time.perf_counter()
+        emb.embed_query(t)
+        embed_ms.append((time.perf_counter() - s) * 1000)
+    rows = []
+    rng = np.random.default_rng(2)
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EdgeStore(Path(tmp) / "c", "bench")
+            store.ensure_collection(model.n_embd, {"bench": True})
+            for start in range(0, n, 2000):
+                vecs = rng.standard_normal((min(2000, n - start), model.n_embd)).astype(np.float32)
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                store.upsert([Point(f"00000000-0000-0000-0000-{start + i:012d}", v,
+                                    {"source": f"f{(start + i) // 10}.md", "text": "x", "file_hash": "h",
+                                     "n_chunks": 10, "kind": "markdown"}) for i, v in enumerate(vecs)])  # fmt: skip
+            store.flush()
+            store.optimize()
+            search_ms = []
+            for _ in range(200):
+                q = rng.standard_normal(model.n_embd).astype(np.float32)
+                s = time.perf_counter()
+                store.search(dense=q / np.linalg.norm(q), k=10)
+                search_ms.append((time.perf_counter() - s) * 1000)
+            store.close()
+        rows.append({"points": n, "embed_p50_ms": float(np.percentile(embed_ms, 50)),
+                     "embed_p99_ms": float(np.percentile(embed_ms, 99)),
+                     "search_p50_ms": float(np.percentile(search_ms, 50)),
+                     "search_p99_ms": float(np.percentile(search_ms, 99))})  # fmt: skip
+    emb.close()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="make bench")
+    ap.add_argument("--quick", action="store_true", help="fewer cases (CI smoke)")
+    ap.add_argument("--skip", action="append", default=[], choices=["stock", "transformers", "contexts", "latency"])
+    args = ap.parse_args()
+    cases = CASES[:1] if args.quick else CASES
+    spec = modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="f16")
+    print("building the shape-exact Qwen3-Embedding-0.6B (F16, random weights) …", flush=True)
+    model_path = modelgen.build(spec)
+    hw = hardware()
+    report: dict = {"date": time.strftime("%Y-%m-%d"), "hardware": hw, "model": "Qwen3-0.6B shape, F16, random"}
+    report["patched"] = engine_run(Path(sys.executable), model_path, cases)
+    if "stock" not in args.skip and STOCK_PYTHON.exists():
+        report["stock"] = engine_run(STOCK_PYTHON, model_path, cases)
+    if "transformers" not in args.skip:
+        report["transformers_fp32"] = transformers_run(spec, cases)
+    if "contexts" not in args.skip:
+        report["contexts"] = contexts_run(model_path)
+    if "latency" not in args.skip:
+        report["latency"] = latency_run(model_path, sizes=(10_000,) if args.quick else (10_000, 100_000))
+    md = render(report)
+    out = ROOT / "data" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=1))
+    (out / f"bench-{stamp}.md").write_text(md)
+    print(md)
+
+
+def render(r: dict) -> str:
+    lines = [f"**{r['date']} — {r['hardware']}** — {r['model']}", "",
+             "| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s | patched/transformers |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for i, row in enumerate(r["patched"]["results"]):
+        stock = r.get("stock", {}).get("results", [{}] * (i + 1))[i].get("tok_s")
+        tf = (r.get("transformers_fp32") or [{}] * (i + 1))[i].get("tok_s")
+        lines.append(f"| {row['length']} × {row['seqs']} | {row['tok_s']:,.0f} | "
+                     f"{f'{stock:,.0f}' if stock else '–'} | {f'{row['tok_s'] / stock:.2f}×' if stock else '–'} | "
+                     f"{f'{tf:,.0f}' if tf else '–'} | {f'{row['tok_s'] / tf:.2f}×' if tf else '–'} |")  # fmt: skip
+    if r.get("contexts"):
+        lines += ["", "| contexts | threads each | tok/s (64 × 128 tokens) |", "|---|---|---|"]
+        lines += [f"| {c['contexts']} | {c['threads_each']} | {c['tok_s']:,.0f} |" for c in r["contexts"]]
+    if r.get("latency"):
+        lines += ["", "| points | query embed P50 / P99 ms | store search P50 / P99 ms |", "|---|---|---|"]
+        lines += [f"| {x['points']:,} | {x['embed_p50_ms']:.1f} / {x['embed_p99_ms']:.1f} | "
+                  f"{x['search_p50_ms']:.2f} / {x['search_p99_ms']:.2f} |" for x in r["latency"]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
