@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
 from .loaders.base import Document
+from .loaders.code import CODE_LANGUAGES
 from .records import Section
 
 TokenCounter = Callable[[str], int]
@@ -50,6 +51,8 @@ CODE_OVERLAP_START = re.compile(r"\n[ \t]*(?=\S)")
 PROSE_OVERLAP_START = re.compile(
     r"(?<=[\s\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef])(?=\S)"
 )
+# Fence info words that are neither a splitter language nor a file suffix.
+FENCE_ALIASES = {"javascript": "js", "typescript": "ts", "shell": "sh", "bash": "sh", "c++": "cpp"}
 # Token counts of short strings are cached within one chunk_document call (the splitter counts
 # the same small parts again and again); long strings are counted afresh, to bound the memory.
 COUNT_CACHE_SIZE = 16384
@@ -183,6 +186,15 @@ def _splitter_language(language: str | None) -> Language | None:
     return lang
 
 
+def fence_language(info: str) -> str | None:
+    """The language of a fence's info word: a splitter language name ("python") or a suffix ("py")."""
+    if not info:
+        return None
+    if _splitter_language(info) is not None:
+        return info
+    return CODE_LANGUAGES.get("." + FENCE_ALIASES.get(info, info))
+
+
 def code_splitter(language: str | None, count: TokenCounter, size: int) -> RecursiveCharacterTextSplitter:
     lang = _splitter_language(language)
     if lang is not None:
@@ -250,7 +262,7 @@ def _markdown_spans(
         if count(text[span[0] : span[1]]) <= hard_max:
             spans.append(span)
         else:
-            splitter = code_splitter(info or None, count, size)
+            splitter = code_splitter(fence_language(info), count, size)
             spans.extend(_locate(text[start:end], splitter.split_text(text[start:end]), start))
     return spans, fences
 

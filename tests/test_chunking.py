@@ -343,3 +343,11 @@ def test_text_pieces_have_exact_lines(tmp_path):
 def test_bad_sizes_are_refused(target, overlap, hard_max):
     with pytest.raises(ValueError):
         chunk_document(_text_doc("text"), count_tokens, target, overlap, hard_max)
+
+
+def test_fence_info_word_picks_the_splitter_language():
+    from ingest.chunking import fence_language
+
+    assert [fence_language(w) for w in ["python", "py", "rs", "javascript", "bash", "sql", "", "prose"]] == [
+        "python", "python", "rust", "js", "shell", "sql", None, None,
+    ]  # fmt: skip
