@@ -179,16 +179,25 @@ def main() -> None:
     print(md)
 
 
+def _num(x: float | None) -> str:
+    return f"{x:,.0f}" if x else "–"
+
+
+def _ratio(a: float, b: float | None) -> str:
+    return f"{a / b:.2f}×" if b else "–"
+
+
 def render(r: dict) -> str:
     lines = [f"**{r['date']} — {r['hardware']}** — {r['model']}", "",
              "| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s | patched/transformers |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for i, row in enumerate(r["patched"]["results"]):
-        stock = r.get("stock", {}).get("results", [{}] * (i + 1))[i].get("tok_s")
+        ours = row["tok_s"]
+        stock = (r.get("stock", {}).get("results") or [{}] * (i + 1))[i].get("tok_s")
         tf = (r.get("transformers_fp32") or [{}] * (i + 1))[i].get("tok_s")
-        lines.append(f"| {row['length']} × {row['seqs']} | {row['tok_s']:,.0f} | "
-                     f"{f'{stock:,.0f}' if stock else '–'} | {f'{row['tok_s'] / stock:.2f}×' if stock else '–'} | "
-                     f"{f'{tf:,.0f}' if tf else '–'} | {f'{row['tok_s'] / tf:.2f}×' if tf else '–'} |")  # fmt: skip
+        cells = [f"{row['length']} × {row['seqs']}", f"{ours:,.0f}", _num(stock), _ratio(ours, stock), _num(tf),
+                 _ratio(ours, tf)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     if r.get("contexts"):
         lines += ["", "| contexts | threads each | tok/s (64 × 128 tokens) |", "|---|---|---|"]
         lines += [f"| {c['contexts']} | {c['threads_each']} | {c['tok_s']:,.0f} |" for c in r["contexts"]]

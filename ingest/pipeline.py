@@ -23,13 +23,15 @@ from pathlib import Path
 
 from .chunking import chunk_document
 from .discover import discover
-from .loaders import Document, LoadError, load
+from .loaders import Document, LoadError
+from .parse import parse
 from .records import Chunk, point_id, sha256_text
 from .sparse import sparse_vector
 from .store.base import FingerprintMismatch, Point, Store
 
 EMBED_BATCH_TOKENS = 16384  # chunks gathered before one embed call (spread over the contexts)
 MAX_FILE_BYTES = 512 << 20
+SPARSE_SCHEME = "bm25-blake2b-v1"  # change when ingest.sparse's tokenizing or weights change
 HIDDEN_NAMESPACE = "."  # sources starting with it are never discovered in a folder (uploads live there)
 
 
@@ -85,16 +87,6 @@ def file_sha256(path: Path) -> str:
 def owns(scope: str, source: str) -> bool:
     """Whether an ingest with this scope is responsible for (and may remove) ``source``."""
     return source.startswith(scope) if scope else not source.startswith(HIDDEN_NAMESPACE)
-
-
-def _parse(path: str) -> Document | LoadError:
-    """Runs in a worker process; returns the error instead of raising it across the pool."""
-    try:
-        return load(Path(path))
-    except LoadError as err:
-        return err
-    except Exception as err:  # a loader bug must not take the run down: report the file
-        return LoadError(f"could not parse: {type(err).__name__}: {err}")
 
 
 def make_chunks(doc: Document, source: str, file_hash: str, count_tokens: Callable[[str], int],
@@ -170,7 +162,7 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
         raise FileNotFoundError(f"not a folder: {root}")
     on_progress = on_progress or (lambda p: None)
     fingerprint = {**embedder.fingerprint(), "chunk_target": chunk_settings.target,
-                   "chunk_overlap": chunk_settings.overlap}  # fmt: skip
+                   "chunk_overlap": chunk_settings.overlap, "sparse": SPARSE_SCHEME}  # fmt: skip
     if rebuild:
         store.recreate_collection(embedder.dim, fingerprint)
     else:
@@ -208,7 +200,7 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
         queue: deque[tuple[tuple[str, Path, str, str], Future]] = deque()
         items = iter(todo)
         for item in items:  # keep a bounded number of files in flight
-            queue.append((item, pool.submit(_parse, str(item[1]))))
+            queue.append((item, pool.submit(parse, str(item[1]))))
             if len(queue) >= 2 * max(1, workers):
                 _consume(queue.popleft(), writer, report, progress, store, embedder, chunk_settings, hard_max)
         while queue:

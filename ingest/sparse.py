@@ -15,6 +15,10 @@ Tokens (after NFKC normalization, lowercased):
 * CJK runs (Han, Hiragana, Katakana, Hangul), which have no spaces to split on, give
   every character and every pair of adjacent characters.
 
+Scripts whose words carry combining marks (Devanagari…) split at the marks, and Thai
+(no spaces, not CJK) stays in long runs: imperfect, but the same on both sides, so terms
+still meet.
+
 Indices are the first 31 bits of the token's BLAKE2b digest: stable across processes,
 machines and Python versions (unlike ``hash()``).
 """
@@ -25,8 +29,8 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 # BM25 term-frequency saturation and length normalization (Qdrant's Bm25 defaults).
 BM25_K1 = 1.2
@@ -37,6 +41,8 @@ AVG_DOC_TERMS = 256.0
 MAX_TOKEN_CHARS = 64
 INDEX_MASK = 0x7FFFFFFF
 HASH_BYTES = 4
+# distinct tokens whose index is remembered (vocabularies repeat heavily)
+TOKEN_CACHE_SIZE = 1 << 17
 
 _CJK_CHARS = (
     "\u1100-\u11ff"  # Hangul Jamo
@@ -52,7 +58,7 @@ _CJK_CHARS = (
     "\uff66-\uff9f"  # half-width Katakana
     "\U00020000-\U0003134f"  # CJK extensions B-G
 )
-_TOKEN_RE = re.compile(rf"(?P<cjk>[{_CJK_CHARS}]+)|(?P<word>[^\W{_CJK_CHARS}]+)")
+_TOKEN_RE = re.compile(rf"([{_CJK_CHARS}]+)|([^\W{_CJK_CHARS}]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class SparseVector:
         return not self.indices
 
 
+@lru_cache(maxsize=TOKEN_CACHE_SIZE)
 def token_index(token: str) -> int:
     """Stable 31-bit index of a token."""
     digest = hashlib.blake2b(token.encode("utf-8"), digest_size=HASH_BYTES).digest()
@@ -93,32 +100,32 @@ def identifier_parts(word: str) -> list[str]:
     return parts
 
 
-def _cjk_grams(run: str) -> Iterator[str]:
-    yield from run
-    for i in range(len(run) - 1):
-        yield run[i : i + 2]
+@lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def word_tokens(word: str) -> tuple[str, ...]:
+    """A word's tokens: the whole, lowercased, then its identifier parts if it has several."""
+    if len(word) > MAX_TOKEN_CHARS:
+        return ()
+    whole = word.strip("_").lower()
+    plain = word.isdigit() or (word.isalpha() and (word.isupper() or word[1:] == word[1:].lower()))
+    parts = () if plain else tuple(p.lower() for p in identifier_parts(word))
+    return ((whole,) if whole else ()) + (parts if len(parts) > 1 else ())
+
+
+def _cjk_grams(run: str) -> list[str]:
+    return [*run, *(run[i : i + 2] for i in range(len(run) - 1))]
 
 
 def tokenize(text: str) -> tuple[list[str], int]:
     """The lexical tokens of ``text`` (with repeats) and its length in terms."""
     tokens: list[str] = []
     n_terms = 0
-    for match in _TOKEN_RE.finditer(unicodedata.normalize("NFKC", text)):
-        run = match.group("cjk")
-        if run is not None:
-            tokens.extend(_cjk_grams(run))
+    for run, word in _TOKEN_RE.findall(unicodedata.normalize("NFKC", text)):
+        if run:
+            tokens += _cjk_grams(run)
             n_terms += len(run)
-            continue
-        word = match.group("word")
-        if len(word) > MAX_TOKEN_CHARS:
-            continue
-        n_terms += 1
-        whole = word.strip("_").lower()
-        if whole:
-            tokens.append(whole)
-        parts = identifier_parts(word)
-        if len(parts) > 1:
-            tokens.extend(part.lower() for part in parts)
+        elif found := word_tokens(word):
+            tokens += found
+            n_terms += 1
     return tokens, n_terms
 
 

@@ -31,7 +31,16 @@ def weight(vector: SparseVector, token: str) -> float:
 
 
 def test_words_are_lowercased_with_digits_kept():
-    assert tokens("Hello, World! Version 2 of ipv6") == ["hello", "world", "version", "2", "of", "ipv6", "ipv", "6"]
+    assert tokens("Hello, World! Version 2 of ipv6") == [
+        "hello",
+        "world",
+        "version",
+        "2",
+        "of",
+        "ipv6",
+        "ipv",
+        "6",
+    ]
 
 
 def test_identifiers_give_the_whole_and_their_parts():
@@ -77,7 +86,9 @@ def test_index_is_the_blake2b_prefix_not_pythons_hash():
 def test_indices_are_the_same_in_another_process_with_another_hash_seed():
     code = "from ingest.sparse import sparse_vector; print(sparse_vector('stable 稳定 hashing').indices)"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == str(sparse_vector("stable 稳定 hashing").indices)
 
 

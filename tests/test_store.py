@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,44 +41,82 @@ SCORE_RTOL = 1e-4
 # (source, kind, passages): English and Chinese passages of distinct lengths, so that no two
 # BM25 weights tie (engines may order ties differently, and a tie would change the fusion)
 FILES: list[tuple[str, str, list[str]]] = [
-    ("docs/guide/intro.md", "markdown", [
-        "Qdrant is a vector database for similarity search.",
-        "The knowledge base answers questions from your own documents.",
-        "Hybrid search fuses dense vectors with lexical sparse vectors in one ranked list.",
-    ]),
-    ("docs/guide/setup.md", "markdown", [
-        "Install the package and point it at a folder of documents.",
-        "The embedded engine keeps the vector database on local disk.",
-    ]),
-    ("docs/api.md", "markdown", [
-        "The search function returns hits with a score, a payload and the id of each point.",
-        "Filters restrict any search by folder, by file kind, or by the file extension.",
-    ]),
+    (
+        "docs/guide/intro.md",
+        "markdown",
+        [
+            "Qdrant is a vector database for similarity search.",
+            "The knowledge base answers questions from your own documents.",
+            "Hybrid search fuses dense vectors with lexical sparse vectors in one ranked list.",
+        ],
+    ),
+    (
+        "docs/guide/setup.md",
+        "markdown",
+        [
+            "Install the package and point it at a folder of documents.",
+            "The embedded engine keeps the vector database on local disk.",
+        ],
+    ),
+    (
+        "docs/api.md",
+        "markdown",
+        [
+            "The search function returns hits with a score, a payload and the id of each point.",
+            "Filters restrict any search by folder, by file kind, or by the file extension.",
+        ],
+    ),
     ("docs2/other.md", "markdown", ["A sibling folder whose name starts like docs but is not docs."]),
-    ("src/kb/store.py", "code", [
-        "def upsert_points(points): store every point in the vector database table, batch by batch, "
-        "and wait for the engine itself",
-        "class EdgeStore: wraps the embedded search engine",
-        "def delete_source(source, keep_file_hash): remove chunks",
-    ]),
-    ("src/kb/cli.py", "code", [
-        "def main(): parse the command line arguments, then run the ingest pipeline over every folder",
-        "print the number of indexed files and search hits to the terminal, one line per file and one total",
-    ]),
-    ("notes/中文笔记.txt", "text", [
-        "向量数据库用于存储和快速检索高维向量。",
-        "今天我们讨论混合检索：稠密向量与稀疏向量的融合。",
-        "知识库可以回答关于你自己文档的问题。",
-    ]),
-    ("papers/qdrant.pdf", "pdf", [
-        "Approximate nearest neighbour search (HNSW).",
-        "Payload filtering during graph traversal keeps recall high in practice, even when the filter "
-        "is strict and the graph is large.",
-    ]),
-    ("README", "text", [
-        "Read me first: how to build, test and run the knowledge base on your own machine, step by step, "
-        "from a fresh clone.",
-    ]),
+    (
+        "src/kb/store.py",
+        "code",
+        [
+            (
+                "def upsert_points(points): store every point in the vector database table, batch by batch, "
+                "and wait for the engine itself"
+            ),
+            "class EdgeStore: wraps the embedded search engine",
+            "def delete_source(source, keep_file_hash): remove chunks",
+        ],
+    ),
+    (
+        "src/kb/cli.py",
+        "code",
+        [
+            "def main(): parse the command line arguments, then run the ingest pipeline over every folder",
+            "print the number of indexed files and search hits to the terminal, one line per file and one total",
+        ],
+    ),
+    (
+        "notes/中文笔记.txt",
+        "text",
+        [
+            "向量数据库用于存储和快速检索高维向量。",
+            "今天我们讨论混合检索：稠密向量与稀疏向量的融合。",
+            "知识库可以回答关于你自己文档的问题。",
+        ],
+    ),
+    (
+        "papers/qdrant.pdf",
+        "pdf",
+        [
+            "Approximate nearest neighbour search (HNSW).",
+            (
+                "Payload filtering during graph traversal keeps recall high in practice, even when the filter "
+                "is strict and the graph is large."
+            ),
+        ],
+    ),
+    (
+        "README",
+        "text",
+        [
+            (
+                "Read me first: how to build, test and run the knowledge base on your own machine, step by step, "
+                "from a fresh clone."
+            ),
+        ],
+    ),
 ]
 
 FILTERS = [
@@ -161,7 +200,9 @@ def edge_store(path: Path) -> EdgeStore:
 
 @pytest.fixture(params=["edge", "server"])
 def store(request, tmp_path) -> Iterator[Store]:
-    s: Store = edge_store(tmp_path) if request.param == "edge" else ServerStore(QdrantClient(":memory:"), "kb")
+    s: Store = (
+        edge_store(tmp_path) if request.param == "edge" else ServerStore(QdrantClient(":memory:"), "kb")
+    )
     s.ensure_collection(DIM, FINGERPRINT)
     yield s
     s.close()
@@ -342,10 +383,23 @@ def test_a_missing_collection_reads_as_empty(tmp_path):
         assert (s.fingerprint(), s.count(), s.file_states()) == (None, 0, {})
         assert s.search(dense=np.ones(DIM)) == [] and s.retrieve([POINTS[0].id]) == []
         s.delete_source("a.md")
+        with pytest.raises(StoreError):
+            s.upsert(POINTS[:1])
         s.close()
 
 
 # ------------------------------------------------------------ edge on disk
+
+
+def test_edge_store_serves_several_threads(tmp_path):
+    store = edge_store(tmp_path)
+    store.ensure_collection(DIM, FINGERPRINT)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: store.upsert(POINTS[i::4]), range(4)))
+        tops = list(pool.map(lambda p: store.search(dense=p.vector, k=1)[0].id, POINTS))
+    assert store.count() == len(POINTS)
+    assert tops == [p.id for p in POINTS]
+    store.close()
 
 
 def test_edge_store_reopens_with_points_and_fingerprint(tmp_path):
@@ -377,7 +431,9 @@ def test_edge_store_refuses_a_second_open(tmp_path):
         except StoreError as exc:
             print("StoreError", exc)
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.stdout.startswith("StoreError"), out.stdout + out.stderr
     first.upsert(POINTS[:2])  # the refused opens did not disturb the holder
     assert first.count() == 2

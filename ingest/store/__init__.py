@@ -34,7 +34,9 @@ def connect(url: str, api_key: str | None) -> QdrantClient:
     except UnexpectedResponse as exc:
         client.close()
         if exc.status_code in UNAUTHORIZED:
-            raise StoreError(f"Qdrant at {url} refused the API key (HTTP {exc.status_code}); check KB_QDRANT_API_KEY") from exc
+            raise StoreError(
+                f"Qdrant at {url} refused the API key (HTTP {exc.status_code}); check KB_QDRANT_API_KEY"
+            ) from exc
         raise StoreError(f"Qdrant at {url} answered HTTP {exc.status_code}: {exc.reason_phrase}") from exc
     except (ApiException, OSError) as exc:
         client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ingest.store.base import FileState, SearchFilter
@@ -32,6 +32,12 @@ _GLOB_CHARS = "*?["
 
 # (payload field, accepted values): a point matches when the field has any of the values
 KeywordCondition = tuple[str, tuple[str, ...]]
+
+
+def as_floats(vector: Sequence[float]) -> list[float]:
+    """A vector (list, tuple or numpy array) as a list of Python floats."""
+    tolist = getattr(vector, "tolist", None)
+    return [float(x) for x in (tolist() if tolist else vector)]
 
 
 def source_dirs(source: str) -> list[str]:

@@ -30,6 +30,7 @@ from ingest.store.common import (
     UPSERT_BATCH,
     KeywordCondition,
     aggregate_file_states,
+    as_floats,
     enrich_payload,
     normalize_fingerprint,
     plan_conditions,
@@ -43,11 +44,6 @@ LOCAL_INDEX_WARNING = "Payload indexes have no effect in the local Qdrant"
 RETURNED_PAYLOAD = models.PayloadSelectorExclude(exclude=list(HIDDEN_FIELDS))
 
 
-def _floats(vector: Sequence[float]) -> list[float]:
-    tolist = getattr(vector, "tolist", None)
-    return [float(x) for x in (tolist() if tolist else vector)]
-
-
 def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
 
@@ -58,7 +54,9 @@ def _filter(conditions: list[KeywordCondition]) -> models.Filter | None:
     must: list[models.Condition] = [
         models.FieldCondition(
             key=key,
-            match=models.MatchValue(value=values[0]) if len(values) == 1 else models.MatchAny(any=list(values)),
+            match=models.MatchValue(value=values[0])
+            if len(values) == 1
+            else models.MatchAny(any=list(values)),
         )
         for key, values in conditions
     ]
@@ -66,7 +64,7 @@ def _filter(conditions: list[KeywordCondition]) -> models.Filter | None:
 
 
 def _point(point: Point) -> models.PointStruct:
-    vector: dict[str, Any] = {DENSE: _floats(point.vector)}
+    vector: dict[str, Any] = {DENSE: as_floats(point.vector)}
     if point.sparse is not None and not point.sparse.is_empty:
         vector[SPARSE] = _sparse(point.sparse)
     return models.PointStruct(id=point.id, vector=vector, payload=enrich_payload(point.payload))
@@ -122,7 +120,9 @@ class ServerStore:
             config = self.client.get_collection(self.collection).config
         vectors = config.params.vectors
         if not isinstance(vectors, dict) or DENSE not in vectors:
-            raise StoreError(f"collection {self.collection!r} at {self.where} has no {DENSE!r} vector: not a kb collection")
+            raise StoreError(
+                f"collection {self.collection!r} at {self.where} has no {DENSE!r} vector: not a kb collection"
+            )
         stored = (config.metadata or {}).get(FINGERPRINT_KEY)
         if stored is None:
             if self.count():
@@ -149,6 +149,8 @@ class ServerStore:
         return metadata.get(FINGERPRINT_KEY)
 
     def upsert(self, points: Sequence[Point]) -> None:
+        if not self._collection_exists():
+            raise StoreError(f"collection {self.collection!r} at {self.where} does not exist yet")
         for start in range(0, len(points), UPSERT_BATCH):
             batch = [_point(p) for p in points[start : start + UPSERT_BATCH]]
             with self._errors("upsert"):
@@ -160,7 +162,9 @@ class ServerStore:
         must_not: list[models.Condition] | None = None
         if keep_file_hash is not None:
             must_not = [models.FieldCondition(key="file_hash", match=models.MatchValue(value=keep_file_hash))]
-        must: list[models.Condition] = [models.FieldCondition(key="source", match=models.MatchValue(value=source))]
+        must: list[models.Condition] = [
+            models.FieldCondition(key="source", match=models.MatchValue(value=source))
+        ]
         selector = models.FilterSelector(filter=models.Filter(must=must, must_not=must_not))
         with self._errors("delete"):
             self.client.delete(self.collection, points_selector=selector, wait=True)
@@ -185,7 +189,11 @@ class ServerStore:
     def _sources_matching(self, conditions: list[KeywordCondition]) -> list[str]:
         with self._errors("facet"):
             response = self.client.facet(
-                self.collection, "source", facet_filter=_filter(conditions), limit=MAX_GLOB_SOURCES, exact=True
+                self.collection,
+                "source",
+                facet_filter=_filter(conditions),
+                limit=MAX_GLOB_SOURCES,
+                exact=True,
             )
         return [str(hit.value) for hit in response.hits]
 
@@ -206,15 +214,19 @@ class ServerStore:
         query_filter = _filter(conditions)
         branches: list[tuple[Any, str]] = []
         if dense is not None:
-            branches.append((_floats(dense), DENSE))
+            branches.append((as_floats(dense), DENSE))
         if sparse is not None:
             branches.append((_sparse(sparse), SPARSE))
         with self._errors("query"):
             if len(branches) == 1:
-                (query, using), = branches
+                ((query, using),) = branches
                 response = self.client.query_points(
-                    self.collection, query=query, using=using, query_filter=query_filter,
-                    limit=k, with_payload=RETURNED_PAYLOAD,
+                    self.collection,
+                    query=query,
+                    using=using,
+                    query_filter=query_filter,
+                    limit=k,
+                    with_payload=RETURNED_PAYLOAD,
                 )
             else:
                 prefetch = [
@@ -222,8 +234,11 @@ class ServerStore:
                     for query, using in branches
                 ]
                 response = self.client.query_points(
-                    self.collection, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF),
-                    limit=k, with_payload=RETURNED_PAYLOAD,
+                    self.collection,
+                    prefetch=prefetch,
+                    query=models.FusionQuery(fusion=models.Fusion.RRF),
+                    limit=k,
+                    with_payload=RETURNED_PAYLOAD,
                 )
         return [_hit(p, float(p.score)) for p in response.points]
 
