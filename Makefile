@@ -8,7 +8,7 @@ DIR    ?= docs/
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: help install install-test run ingest search test lint bench clean
+.PHONY: help install install-test system-test-deps run ingest search test lint bench eval clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,11 +25,20 @@ $(VENV)/.kb-installed: $(BIN)/python pyproject.toml scripts/install_llama.sh $(w
 
 install: $(VENV)/.kb-installed  ## virtualenv + patched engine + kb (what `make run` needs, no torch)
 
+# Debian packages the tests drive for real (headless browser); installed once, only when missing
+TEST_DEBS ?= chromium
+system-test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (sudo apt-get install$$missing); the tests that need them skip"; fi; \
+	fi
+
 $(VENV)/.kb-test-installed: $(VENV)/.kb-installed pyproject.toml
 	$(BIN)/python -m pip install --quiet --group test
 	touch $@
 
-install-test: $(VENV)/.kb-test-installed  ## + the test group (reference implementations, test-model builders)
+install-test: $(VENV)/.kb-test-installed system-test-deps  ## + the test group (reference implementations, test-model builders)
 
 run: install  ## fetch the default model if missing, then start the app on the embedded store
 	$(BIN)/kb model pull --if-missing
@@ -50,6 +59,19 @@ bench: install-test  ## throughput and latency tables (never part of `make test`
 	test -x .venv-stock/bin/python || $(PYTHON) -m venv .venv-stock
 	KB_LLAMA_STOCK=1 bash scripts/install_llama.sh .venv-stock/bin/python $(GPU)
 	$(BIN)/python -m bench
+
+EVAL_CONFIGS ?= --config dense=chunk_tokens=256 --config hybrid=chunk_tokens=256,hybrid=on
+
+eval: install  ## retrieval quality on the shipped sets (table + JSON + PNG in data/eval/reports/)
+	$(BIN)/kb model pull --if-missing
+	$(BIN)/kb eval data/eval/traps.jsonl --corpus data/eval/traps $(EVAL_CONFIGS)
+	$(BIN)/kb eval data/eval/code.jsonl --corpus ingest $(EVAL_CONFIGS)
+
+eval-minilm: install-test  ## the shipped sets with all-MiniLM-L6-v2 converted locally (English only, offline)
+	KB_EMBED_MODEL=$$(cd tests && ../$(BIN)/python -c "import minilm; print(minilm.build_minilm_gguf())") \
+	  $(BIN)/kb eval data/eval/traps.jsonl --corpus data/eval/traps --lang en $(EVAL_CONFIGS)
+	KB_EMBED_MODEL=$$(cd tests && ../$(BIN)/python -c "import minilm; print(minilm.build_minilm_gguf())") \
+	  $(BIN)/kb eval data/eval/code.jsonl --corpus ingest $(EVAL_CONFIGS)
 
 clean:  ## remove the virtualenv (the engine wheel stays cached)
 	rm -rf $(VENV)

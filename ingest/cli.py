@@ -11,6 +11,7 @@ from pathlib import Path
 from .settings import Settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -70,65 +71,139 @@ def _open(settings: Settings):
     return embedder, store
 
 
-def _print_report(report) -> None:
-    print(f"indexed {len(report.indexed)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
-          f"removed {len(report.removed)}, skipped {len(report.skipped)} — {report.chunks} chunks, "
-          f"{report.tokens} tokens in {report.seconds:.1f} s")  # fmt: skip
-    for path, reason in report.skipped:
-        print(f"  skipped {path}: {reason}")
-    for path, message in report.warnings:
-        print(f"  warning {path}: {message}")
+def _service(settings: Settings):
+    """The running `kb serve` for this store, or None to work in this process."""
+    from .client import find_service
+
+    return find_service(settings)
+
+
+def _print_report(report: dict, as_json: bool) -> None:
+    """An IngestReport as its dict (``as_dict()``): both ingest paths print through here."""
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return
+    print(f"indexed {len(report['indexed'])}, updated {len(report['updated'])}, "
+          f"unchanged {len(report['unchanged'])}, removed {len(report['removed'])}, "
+          f"skipped {len(report['skipped'])} — {report['chunks']} chunks, "
+          f"{report['tokens']} tokens in {report['seconds']:.1f} s")  # fmt: skip
+    for s in report["skipped"]:
+        print(f"  skipped {s['path']}: {s['reason']}")
+    for w in report["warnings"]:
+        print(f"  warning {w['path']}: {w['message']}")
+
+
+def _progress_bar(quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="file", disable=quiet or None, dynamic_ncols=True)
+
+
+def _show_progress(bar, files_total: int, files_done: int, chunks: int, tokens_per_s: float) -> None:
+    bar.total = files_total
+    bar.n = files_done
+    bar.set_postfix_str(f"{chunks} chunks, {tokens_per_s:,.0f} tok/s", refresh=False)
+    bar.refresh()
+
+
+def _store_error_message(message: str) -> str:
+    return f"kb: {message}" + ("" if "rebuild" in message else " (kb ingest --rebuild re-embeds)")
+
+
+def _ingest_via_service(client, root: Path, args: argparse.Namespace) -> int:
+    from .client import ServiceError
+
+    try:
+        job = client.submit_folder(root.resolve(), rebuild=args.rebuild, exclude=args.exclude, origin="cli")
+    except ServiceError as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    bar = _progress_bar(args.json)
+    bar.set_description_str(f"job {job['id']}", refresh=False)
+
+    def on_progress(j: dict) -> None:
+        p = j["progress"]
+        if p:
+            _show_progress(bar, p["files_total"], p["files_done"], p["chunks"], p["tokens_per_s"])
+
+    try:
+        job = client.wait(job["id"], on_progress)
+    except KeyboardInterrupt:
+        print(
+            f"\nkb: job {job['id']} goes on in the service ({client.base_url}/jobs/{job['id']})",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    except ServiceError as err:
+        print(f"kb: lost the service while waiting for job {job['id']}: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        bar.close()
+    if job["state"] == "failed":
+        store_error = job["error_type"] in {"StoreError", "FingerprintMismatch"}
+        print(_store_error_message(job["error"]) if store_error else f"kb: {job['error']}", file=sys.stderr)
+        return EXIT_FAIL
+    _print_report(job["report"], args.json)
+    return EXIT_OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from .download import ModelUnavailable
-    from .pipeline import ChunkSettings, ingest_folder
-    from .store import StoreError
-
     settings = _settings(args)
     root = Path(args.dir)
     if not root.is_dir():
         print(f"kb: {root} is not a folder", file=sys.stderr)
         return EXIT_FAIL
+    client = _service(settings)
+    if client is not None:
+        return _ingest_via_service(client, root, args)
+    return _ingest_in_process(settings, root, args)
+
+
+def _ingest_in_process(settings: Settings, root: Path, args: argparse.Namespace) -> int:
+    from .download import ModelUnavailable
+    from .pipeline import ChunkSettings, ingest_folder
+    from .store import StoreError
+
     try:
         embedder, store = _open(settings)
     except (ModelUnavailable, StoreError) as err:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL
-    bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
+    bar = _progress_bar(args.json)
 
     def on_progress(p) -> None:
-        bar.total = p.files_total
-        bar.n = p.files_done
-        bar.set_postfix_str(f"{p.chunks} chunks, {p.tokens_per_s:,.0f} tok/s", refresh=False)
-        bar.refresh()
+        _show_progress(bar, p.files_total, p.files_done, p.chunks, p.tokens_per_s)
 
     try:
         report = ingest_folder(root, embedder, store, ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
                                rebuild=args.rebuild, exclude=args.exclude, workers=settings.parse_workers,
                                on_progress=on_progress)  # fmt: skip
     except StoreError as err:  # includes FingerprintMismatch
-        print(f"kb: {err}" + ("" if "rebuild" in str(err) else " (kb ingest --rebuild re-embeds)"), file=sys.stderr)
+        print(_store_error_message(str(err)), file=sys.stderr)
         return EXIT_FAIL
     finally:
         bar.close()
         embedder.close()
         store.close()
-    if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
-    else:
-        _print_report(report)
+    _print_report(report.as_dict(), args.json)
     return EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.hybrid is None:
+        args.hybrid = settings.hybrid
+    client = _service(settings)
+    if client is not None:
+        return _search_via_service(client, args)
+    return _search_in_process(settings, args)
+
+
+def _search_in_process(settings: Settings, args: argparse.Namespace) -> int:
     from .download import ModelUnavailable
     from .search import SearchRequest, search
     from .store import SearchFilter, StoreError
 
-    settings = _settings(args)
     try:
         embedder, store = _open(settings)
     except (ModelUnavailable, StoreError) as err:
@@ -142,7 +217,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             reranker = make_reranker(settings)
         flt = SearchFilter(source_prefix=args.prefix, source_glob=args.glob, kinds=tuple(args.kind or ()),
                            exts=tuple(args.ext or ()))  # fmt: skip
-        req = SearchRequest(args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid, filter=flt, task=args.task)
+        req = SearchRequest(
+            args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid, filter=flt, task=args.task
+        )
         result = search(req, embedder, store, reranker)
     except ModelUnavailable as err:
         print(f"kb: {err}", file=sys.stderr)
@@ -152,15 +229,69 @@ def cmd_search(args: argparse.Namespace) -> int:
             reranker.close()
         embedder.close()
         store.close()
-    if args.json:
-        print(json.dumps(result.hits, ensure_ascii=False, indent=1))
-        return EXIT_OK
-    for h in result.hits:
+    _print_hits(result.hits, args.json)
+    return EXIT_OK
+
+
+def _search_via_service(client, args: argparse.Namespace) -> int:
+    from .client import ServiceError
+
+    try:
+        result = client.search(args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid,
+                               prefix=args.prefix, glob=args.glob, kinds=args.kind or (), exts=args.ext or (),
+                               task=args.task)  # fmt: skip
+    except ServiceError as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    _print_hits(result["hits"], args.json)
+    return EXIT_OK
+
+
+def _print_hits(hits: list[dict], as_json: bool) -> None:
+    """Hit records (``search.hit_record``): both search paths print through here."""
+    if as_json:
+        print(json.dumps(hits, ensure_ascii=False, indent=1))
+        return
+    for h in hits:
         where = (f"p. {h['page']}" if h["page"] else f"lines {h['line_start']}-{h['line_end']}"
                  if h["line_start"] else " > ".join(h["heading_path"]))  # fmt: skip
         print(f"{h['rank']:>3}. {h['score']:.4f}  {h['source']}  {where}")
         print("      " + " ".join(h["text"].split())[:200])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .download import ModelUnavailable
+    from .service import KbService, create_app
+    from .store import StoreError
+
+    overrides = {"service_host": args.host, "service_port": args.port}
+    settings = _settings(args).model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    try:
+        service = KbService(
+            settings
+        )  # opened here so that a locked store or a missing model reads as one line
+    except (ModelUnavailable, StoreError) as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    try:  # uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's shutdown closes the service), then re-raises
+        uvicorn.run(create_app(settings, service), host=settings.service_host, port=settings.service_port,
+                    log_level="info" if args.verbose else "warning")  # fmt: skip
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        service.close()
     return EXIT_OK
+
+
+def _register_serve(sub) -> None:
+    serve = sub.add_parser(
+        "serve", help="run the service owning the model and the store (the CLI and app use it)"
+    )
+    serve.add_argument("--host", help="address to bind (default KB_SERVICE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default KB_SERVICE_PORT, 8765)")
+    serve.set_defaults(func=cmd_serve)
 
 
 def _register_ingest_search(sub) -> None:
@@ -174,7 +305,8 @@ def _register_ingest_search(sub) -> None:
     se.add_argument("query")
     se.add_argument("--k", type=int, default=10)
     se.add_argument("--rerank", action="store_true", help="rerank candidates with the Qwen3 reranker")
-    se.add_argument("--hybrid", action="store_true", help="fuse a lexical (CJK-aware) sparse signal")
+    se.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
+                    help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)")  # fmt: skip
     se.add_argument("--prefix", help="only sources under this path prefix")
     se.add_argument("--glob", help="only sources matching this glob")
     se.add_argument("--kind", action="append", choices=["pdf", "markdown", "code", "text"])
@@ -200,7 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRA: list = [_register_ingest_search]  # further subcommands register here
+def _register_eval(sub) -> None:
+    from .evaluate import register_cli
+
+    register_cli(sub)
+
+
+_EXTRA: list = [_register_ingest_search, _register_serve, _register_eval]  # further subcommands register here
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,10 +69,12 @@ class Embedder:
         self.appends_end = self._tokenizer_appends_end()
         if recipe.end_token and not self.appends_end:
             log.info("%s: tokenizer does not append %s; appending it", model.path.name, recipe.end_token)
+        # non-causal models (BERT) attend across the whole packed batch: keep their decodes small
+        self.pack_tokens = config.n_batch if model.causal else min(config.n_batch, max(self.max_tokens, 512))
         pooling = None if recipe.name in {"mean", "cls", "last"} else recipe.pooling
         n_seq = max(1, min(config.n_seq_max, 256))
         doc_cfg = ContextConfig(self.max_tokens, max(self.max_tokens, config.n_batch) if model.causal
-                                else config.n_batch, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
+                                else self.pack_tokens, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
         q_tokens = min(self.max_tokens, QUERY_CONTEXT_TOKENS)
         q_cfg = ContextConfig(q_tokens, q_tokens, min(config.n_ubatch, q_tokens), 4, config.n_threads, pooling)
         self._doc_contexts = [model.context(doc_cfg) for _ in range(max(1, config.n_contexts))]
@@ -120,7 +122,7 @@ class Embedder:
         out = np.empty((len(seqs), self.model.n_embd), dtype=np.float32)
         if not seqs:
             return out
-        plan = plan_batches([len(s) for s in seqs], self.config.n_batch, self.config.n_seq_max)
+        plan = plan_batches([len(s) for s in seqs], self.pack_tokens, self.config.n_seq_max)
         futures = [(idx, self._pool.submit(self._run, [seqs[i] for i in idx])) for idx in plan]
         for idx, fut in futures:
             out[idx] = fut.result()

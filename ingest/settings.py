@@ -6,10 +6,16 @@ Built at an entry point (CLI, service, app) and passed down; never read at impor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from .loaders.base import LoadOptions
+
+# a service bound to every address is reached on the loopback one
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 
 
@@ -49,10 +55,19 @@ class Settings(BaseSettings):
 
     # processes that parse files during ingest
     parse_workers: int = Field(default=2, ge=1, le=64)
+    # OCR of PDF pages without readable text: "auto" (the pages that need it), "always" (every page), "off"
+    ocr: Literal["auto", "off", "always"] = "auto"
+    # seconds one page may take to render and OCR before it is skipped with a warning
+    ocr_page_timeout_s: float = Field(default=30.0, gt=0)
+    # pages OCR'd per file at most; the rest are reported as unreadable
+    ocr_max_pages: int = Field(default=200, ge=0)
 
     # chunking (tokens of the embedding model's own tokenizer)
-    chunk_tokens: int = Field(default=512, ge=16)
-    chunk_overlap: int = Field(default=64, ge=0)
+    # defaults chosen with `make eval` (README, "Choosing the defaults")
+    chunk_tokens: int = Field(default=256, ge=16)
+    chunk_overlap: int = Field(default=32, ge=0)
+    # fuse the lexical (CJK-aware) sparse signal with the dense hits unless a search says otherwise
+    hybrid: bool = True
 
     # `kb serve`: the one process owning the model and the store; the CLI and the app use it when it answers
     service_host: str = "127.0.0.1"
@@ -61,6 +76,12 @@ class Settings(BaseSettings):
     service_url: str | None = None
     # largest upload request the service accepts (all files together)
     upload_max_mb: int = Field(default=200, ge=1)
+
+    def load_options(self) -> LoadOptions:
+        """What the parse workers need of these settings."""
+        from .loaders.base import LoadOptions
+
+        return LoadOptions(self.ocr, self.ocr_page_timeout_s, self.ocr_max_pages)
 
     @property
     def store_dir(self) -> Path:
@@ -71,5 +92,5 @@ class Settings(BaseSettings):
         """``service_url``, or the address ``kb serve`` listens on (a wildcard bind is reached locally)."""
         if self.service_url:
             return self.service_url.rstrip("/")
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.service_host, self.service_host)
+        host = WILDCARD_HOSTS.get(self.service_host, self.service_host)
         return f"http://[{host}]:{self.service_port}" if ":" in host else f"http://{host}:{self.service_port}"
