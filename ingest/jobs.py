@@ -64,10 +64,10 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "path": self.path, "origin": self.origin, "rebuild": self.rebuild,
-            "exclude": self.exclude, "state": self.state, "progress": self.progress, "report": self.report,
-            "error": self.error, "error_type": self.error_type, "created": _iso(self.created),
-            "updated": _iso(self.updated),
+            "id": self.id, "kind": self.kind, "path": self.path, "origin": self.origin,
+            "rebuild": self.rebuild, "exclude": self.exclude, "state": self.state, "progress": self.progress,
+            "report": self.report, "error": self.error, "error_type": self.error_type,
+            "created": _iso(self.created), "updated": _iso(self.updated),
         }  # fmt: skip
 
 
@@ -102,7 +102,8 @@ class JobQueue:
                    json.loads(report) if report else None, error, error_type, created, updated)  # fmt: skip
 
     # --- jobs -----------------------------------------------------------------------------------
-    def submit(self, kind: str, path: str, origin: str, rebuild: bool = False, exclude: Iterable[str] = ()) -> Job:
+    def submit(self, kind: str, path: str, origin: str, rebuild: bool = False,
+               exclude: Iterable[str] = ()) -> Job:  # fmt: skip
         """A new queued job; an upload job already waiting is returned instead of a second one."""
         if kind not in KINDS or origin not in ORIGINS:
             raise ValueError(f"kind must be one of {KINDS} and origin one of {ORIGINS}")
@@ -112,8 +113,8 @@ class JobQueue:
                 return self._job(waiting[0])
         now = time.time()
         job = Job(uuid.uuid4().hex[:16], kind, path, origin, rebuild, list(exclude), created=now, updated=now)
-        self._exec("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
-                   (job.id, kind, path, origin, int(rebuild), json.dumps(job.exclude), "queued", "{}", now, now))  # fmt: skip
+        self._exec("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, 'queued', '{}', NULL, NULL, NULL, ?, ?)",
+                   (job.id, kind, path, origin, int(rebuild), json.dumps(job.exclude), now, now))  # fmt: skip
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -121,7 +122,9 @@ class JobQueue:
         return self._job(rows[0]) if rows else None
 
     def recent(self, limit: int = LIST_LIMIT) -> list[Job]:
-        return [self._job(r) for r in self._exec("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,))]
+        return [
+            self._job(r) for r in self._exec("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,))
+        ]
 
     def counts(self) -> dict[str, int]:
         return {state: n for state, n in self._exec("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
@@ -136,11 +139,13 @@ class JobQueue:
     def claim(self) -> Job | None:
         """The oldest queued job, now marked running; None when the queue is empty."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1"
+            ).fetchone()
             if row is None:
                 return None
-            self._db.execute("UPDATE jobs SET state = 'running', error = NULL, error_type = NULL, updated = ? "
-                             "WHERE id = ?", (time.time(), row[0]))  # fmt: skip
+            self._db.execute("UPDATE jobs SET state = 'running', error = NULL, error_type = NULL, "
+                             "updated = ? WHERE id = ?", (time.time(), row[0]))  # fmt: skip
         job = self._job(row)
         job.state = "running"
         return job
@@ -154,8 +159,9 @@ class JobQueue:
                    (json.dumps(report), json.dumps(progress), time.time(), job_id))  # fmt: skip
 
     def fail(self, job_id: str, error: BaseException) -> None:
+        kind = type(error).__name__
         self._exec("UPDATE jobs SET state = 'failed', error = ?, error_type = ?, updated = ? WHERE id = ?",
-                   (str(error) or type(error).__name__, type(error).__name__, time.time(), job_id))  # fmt: skip
+                   (str(error) or kind, kind, time.time(), job_id))  # fmt: skip
 
     def requeue(self, job_id: str) -> None:
         self._exec("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ?", (time.time(), job_id))
@@ -179,7 +185,9 @@ class JobQueue:
         return Upload(*rows[0]) if rows else None
 
     def uploads(self) -> dict[str, Upload]:
-        return {r[0]: Upload(*r) for r in self._exec("SELECT name, original_name, bytes, sha256 FROM uploads")}
+        return {
+            r[0]: Upload(*r) for r in self._exec("SELECT name, original_name, bytes, sha256 FROM uploads")
+        }
 
     def remove_upload(self, name: str) -> None:
         self._exec("DELETE FROM uploads WHERE name = ?", (name,))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .chunking import chunk_document
 from .discover import discover
-from .loaders import Document, LoadError
+from .loaders import Document, LoadError, LoadOptions
 from .parse import parse
 from .records import Chunk, point_id, sha256_text
 from .sparse import sparse_vector
@@ -147,7 +147,8 @@ class _Writer:
 
 def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSettings = ChunkSettings(), *,
                   rebuild: bool = False, exclude: Iterable[str] = (), workers: int = 2, scope: str = "",
-                  on_progress: Callable[[Progress], None] | None = None) -> IngestReport:  # fmt: skip
+                  on_progress: Callable[[Progress], None] | None = None,
+                  load_options: LoadOptions | None = None) -> IngestReport:  # fmt: skip
     """Bring the store in line with the files under ``root``; see the module docstring for the order.
 
     ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
@@ -200,7 +201,7 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
         queue: deque[tuple[tuple[str, Path, str, str], Future]] = deque()
         items = iter(todo)
         for item in items:  # keep a bounded number of files in flight
-            queue.append((item, pool.submit(parse, str(item[1]))))
+            queue.append((item, pool.submit(parse, str(item[1]), load_options)))
             if len(queue) >= 2 * max(1, workers):
                 _consume(queue.popleft(), writer, report, progress, store, embedder, chunk_settings, hard_max)
         while queue:

@@ -62,6 +62,7 @@ def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchR
     hits = store.search(dense=dense, sparse=sparse if sparse is not None and not sparse.is_empty else None,
                         k=fetch, flt=req.filter)  # fmt: skip
     timings["store"] = (time.perf_counter() - t1) * 1000
+    hits.sort(key=lambda h: (-h.score, h.id))  # fused scores tie: a stable order for every caller
     if not (req.rerank and reranker) or not hits:
         return SearchResult([hit_record(h, i + 1) for i, h in enumerate(hits[:k])], timings)
     t2 = time.perf_counter()

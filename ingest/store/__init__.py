@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from qdrant_client import QdrantClient
-from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
+from typing import TYPE_CHECKING
 
 from ingest.settings import Settings
 from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
 from ingest.store.edge import EdgeStore
-from ingest.store.server import ServerStore
+
+if TYPE_CHECKING:  # qdrant-client takes seconds to import: only the server adapter needs it
+    from qdrant_client import QdrantClient
+
+    from ingest.store.server import ServerStore
 
 __all__ = [
     "EdgeStore",
@@ -25,8 +28,19 @@ __all__ = [
 UNAUTHORIZED = (401, 403)
 
 
+def __getattr__(name: str):
+    if name == "ServerStore":
+        from ingest.store.server import ServerStore
+
+        return ServerStore
+    raise AttributeError(name)
+
+
 def connect(url: str, api_key: str | None) -> QdrantClient:
     """A client for a Qdrant server, checked to answer; StoreError naming the URL if not."""
+    from qdrant_client import QdrantClient
+    from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
+
     # the version check runs in a background thread and can only warn; the probe below reports instead
     client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
     try:
@@ -47,5 +61,7 @@ def connect(url: str, api_key: str | None) -> QdrantClient:
 def make_store(settings: Settings) -> Store:
     """The store the settings point at: a server if ``qdrant_url`` is set, else the embedded engine."""
     if settings.qdrant_url:
+        from ingest.store.server import ServerStore
+
         return ServerStore(connect(settings.qdrant_url, settings.qdrant_api_key), settings.collection)
     return EdgeStore(settings.store_dir / settings.collection, settings.collection)
