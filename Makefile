@@ -40,8 +40,9 @@ $(VENV)/.kb-test-installed: $(VENV)/.kb-installed pyproject.toml
 
 install-test: $(VENV)/.kb-test-installed system-test-deps  ## + the test group (reference implementations, test-model builders)
 
-run: install  ## fetch the default model if missing, then start the app on the embedded store
+run: install  ## fetch the default model if missing, then start `kb serve` and the app on the embedded store
 	$(BIN)/kb model pull --if-missing
+	$(BIN)/kb serve & serve=$$!; trap 'kill $$serve 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app/Home.py --server.address $(HOST) --server.port $(PORT) \
 		--browser.gatherUsageStats false --server.headless true
 
