@@ -44,7 +44,7 @@ run: install  ## fetch the default model if missing, then start `kb serve` and t
 	$(BIN)/kb model pull --if-missing
 	$(BIN)/kb serve & serve=$$!; trap 'kill $$serve 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app/Home.py --server.address $(HOST) --server.port $(PORT) \
-		--browser.gatherUsageStats false --server.headless true
+		--browser.gatherUsageStats false --server.headless true --client.toolbarMode minimal
 
 ingest: install  ## index a folder: make ingest DIR=docs/
 	$(BIN)/kb ingest $(DIR)

@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from app.render import highlight, location, score_line
+from app.render import display_name, escape_md, highlight, location, score_line
 from ingest.client import KbClient, ServiceError
 from ingest.settings import Settings
 
@@ -62,17 +62,11 @@ def search_page() -> None:
     st.caption(f"{len(hits)} results" + (f" — {timing}" if timing else ""))
     for hit in hits:
         with st.container(border=True, key=f"hit_{hit['rank']}"):
-            name = hit["source"].rsplit("/", 1)[-1]
-            st.markdown(f"**{hit['rank']}. [{_md_text(name)}]({c.file_url(hit['source'], hit.get('page'))})** "
-                        f"— {_md_text(location(hit))}")  # fmt: skip
+            name = display_name(hit["source"])
+            st.markdown(f"**{hit['rank']}. [{escape_md(name)}]({c.file_url(hit['source'], hit.get('page'))})** "
+                        f"— {escape_md(location(hit))}")  # fmt: skip
             st.caption(f"{hit['source']} · {score_line(hit)}")
             st.markdown(highlight(hit["text"], query))
-
-
-def _md_text(text: str) -> str:
-    from app.render import escape_md
-
-    return escape_md(text)
 
 
 def library_page() -> None:

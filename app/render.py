@@ -46,6 +46,15 @@ def highlight(text: str, query: str, limit: int = MAX_PASSAGE) -> str:
     return "".join(out)
 
 
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{16}-")
+
+
+def display_name(source: str) -> str:
+    """A source's file name as the user knows it (uploads are stored under a generated prefix)."""
+    name = source.rsplit("/", 1)[-1]
+    return _UPLOAD_PREFIX.sub("", name) if source.startswith(".uploads/") else name
+
+
 def location(hit: dict) -> str:
     """Where a hit is in its source: page, or heading path and line range."""
     if hit.get("page"):

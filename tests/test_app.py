@@ -34,6 +34,13 @@ def test_highlight_marks_english_and_chinese_terms():
     assert {"向量数据库", "向量", "数据", "据库"} <= set(query_terms("向量数据库"))
 
 
+def test_uploads_show_their_original_name():
+    from app.render import display_name
+
+    assert display_name(".uploads/0123456789abcdef-report.pdf") == "report.pdf"
+    assert display_name("docs/0123456789abcdef-report.pdf") == "0123456789abcdef-report.pdf"
+
+
 def test_location_prefers_page_then_lines_then_headings():
     assert location({"page": 3, "line_start": 1}) == "page 3"
     assert location({"line_start": 10, "line_end": 20}) == "lines 10–20"
