@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from ingest.loaders import LOADERS, Document, LoadError, kind_for, load
 from ingest.loaders.code import CODE_LANGUAGES
+from ingest.loaders.pdf import NOT_EMBEDDED
 from ingest.loaders.textquality import (
     REASON_CJK_IDENTITY,
     REASON_LEGACY_BYTES,
@@ -44,8 +45,11 @@ def test_pdf_one_section_per_page_with_physical_page_numbers(tmp_path):
     for phrase, page in facts.canaries.items():
         holders = [s.page for s in doc.sections if phrase in s.text]
         assert holders == [page], phrase
-    assert doc.warnings == ["page 4: no text layer; OCR not supported"]
-    assert doc.meta == {"pages": 5, "title": corpus.PDF_TITLE, "author": "kb tests"}
+    assert doc.warnings == ["page 4: no text layer; OCR found no text"]
+    assert doc.meta == {
+        "pages": 5, "title": corpus.PDF_TITLE, "author": "kb tests",
+        "pages_text": 4, "pages_fallback": 0, "pages_ocr": 0, "pages_unreadable": [4],
+    }  # fmt: skip
 
 
 def test_pdf_chinese_page_from_reportlab_cid_font_is_extracted_exactly(tmp_path):
@@ -84,11 +88,13 @@ def test_garbage_text_pages_are_reported_not_indexed(tmp_path):
     doc = load(facts.path)
     assert [s.page for s in doc.sections] == [1]
     assert corpus.MOJIBAKE_CANARY in doc.sections[0].text
+    # the fonts are not embedded: a rendering shows substitute glyphs, so OCR is not even tried
     assert doc.warnings == [
-        f"page 2: unreadable text ({REASON_CJK_IDENTITY})",
-        f"page 3: unreadable text ({REASON_LEGACY_BYTES})",
-        f"page 4: unreadable text ({REASON_CJK_IDENTITY})",
+        f"page 2: unreadable text ({REASON_CJK_IDENTITY}); {NOT_EMBEDDED}",
+        f"page 3: unreadable text ({REASON_LEGACY_BYTES}); {NOT_EMBEDDED}",
+        f"page 4: unreadable text ({REASON_CJK_IDENTITY}); {NOT_EMBEDDED}",
     ]
+    assert doc.meta["pages_unreadable"] == [2, 3, 4]
 
 
 def test_pdf_without_any_text_is_a_load_error_naming_the_pages(tmp_path):
@@ -96,7 +102,7 @@ def test_pdf_without_any_text_is_a_load_error_naming_the_pages(tmp_path):
     with pytest.raises(LoadError) as err:
         load(path)
     assert str(err.value) == (
-        "no indexable text: page 1: no text layer; OCR not supported; page 2: no text layer; OCR not supported"
+        "no indexable text: page 1: no text layer; OCR found no text; page 2: no text layer; OCR found no text"
     )
 
 
@@ -389,6 +395,19 @@ def test_live_pypdf_extraction_of_fonts_without_tounicode_is_unreadable(tmp_path
     assert unreadable_reason(texts[0]) is None
     for page in facts.unreadable_pages:
         assert texts[page - 1].strip() and unreadable_reason(texts[page - 1]) is not None, texts[page - 1]
+
+
+def test_unreadable_reason_agrees_with_assess():
+    # unreadable_reason skips measuring printable ASCII; control characters still go to assess
+    samples = [
+        *REAL_TEXT.values(),
+        *PYPDF_MOJIBAKE.values(),
+        "\x01\x02\x03\x04\x05\x06 and a few words",
+        "a\x1cb" * 9,
+    ]
+    for text in samples:
+        assert unreadable_reason(text) == assess(text).reason, text
+    assert unreadable_reason("\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11\x12") == REASON_CJK_IDENTITY
 
 
 def test_too_little_text_is_never_judged():

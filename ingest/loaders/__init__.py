@@ -1,7 +1,8 @@
 """Loaders: a suffix -> loader registry turning a file into a :class:`Document` of Sections.
 
 A new format is one module with a ``load_x(path) -> Document`` function and one entry in
-``LOADERS``. Unknown suffixes fall back to the plain-text loader, which rejects binary content;
+``LOADERS`` (one that also takes :class:`LoadOptions` is registered with ``takes_options=True``).
+Unknown suffixes fall back to the plain-text loader, which rejects binary content;
 suffixes in ``UNSUPPORTED_SUFFIXES`` (images, archives, office files, …) are rejected unread.
 Every failure is a :class:`LoadError` whose message is the reason.
 """
@@ -13,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import code, markdown, pdf, text
-from .base import Document, LoadError
+from .base import Document, LoadError, LoadOptions
 
 
 @dataclass(frozen=True, slots=True)
 class Loader:
     kind: str
-    load: Callable[[Path], Document]
+    load: Callable[..., Document]  # (path) -> Document, or (path, LoadOptions) with takes_options
+    takes_options: bool = False
 
 
-PDF = Loader(pdf.KIND, pdf.load_pdf)
+PDF = Loader(pdf.KIND, pdf.load_pdf, takes_options=True)
 MARKDOWN = Loader(markdown.KIND, markdown.load_markdown)
 CODE = Loader(code.KIND, code.load_code)
 TEXT = Loader(text.KIND, text.load_text)
@@ -63,13 +65,13 @@ def kind_for(path: Path) -> str | None:
     return loader.kind if loader is not None else None
 
 
-def load(path: Path) -> Document:
+def load(path: Path, options: LoadOptions | None = None) -> Document:
     """Parse ``path``; a file that yields nothing to index is a LoadError with the reason."""
     path = Path(path)
     loader = loader_for(path)
     if loader is None:
         raise LoadError(f"unsupported file type ({path.suffix.lower()})")
-    doc = loader.load(path)
+    doc = loader.load(path, options or LoadOptions()) if loader.takes_options else loader.load(path)
     if not doc.sections:
         details = "; ".join(doc.warnings[:3]) + ("; …" if len(doc.warnings) > 3 else "")
         raise LoadError("no indexable text" + (f": {details}" if details else ""))
@@ -81,6 +83,7 @@ __all__ = [
     "UNSUPPORTED_SUFFIXES",
     "Document",
     "LoadError",
+    "LoadOptions",
     "Loader",
     "kind_for",
     "load",

@@ -6,7 +6,7 @@ import codecs
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from charset_normalizer import from_bytes
 
@@ -36,6 +36,24 @@ CONTROL_SAMPLE_CHARS = 1 << 16  # measured on the file's start: enough to tell, 
 _ALLOWED_CONTROLS = frozenset("\t\n\r\x0b\x0c\x1b")
 
 
+OcrMode = Literal["auto", "off", "always"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How hard a loader may work on a file; small and picklable, it travels to the parse workers.
+
+    ``ocr``: "auto" OCRs PDF pages that have no text layer or whose text is unreadable and no other
+    extractor recovers, "always" OCRs every page (its text replaces the text layer's when readable),
+    "off" never OCRs. At most ``ocr_max_pages`` pages of a file are OCR'd, each within
+    ``ocr_page_timeout_s`` seconds.
+    """
+
+    ocr: OcrMode = "auto"
+    ocr_page_timeout_s: float = 30.0
+    ocr_max_pages: int = 200
+
+
 class LoadError(Exception):
     """A file that cannot be indexed, with a reason a person can act on (``str(err)``)."""
 
@@ -49,7 +67,7 @@ class Document:
     """One parsed file: its sections in reading order, plus what a person should know about it.
 
     ``meta`` is small and JSON-safe (it is copied into every chunk's payload); ``warnings`` are parts
-    that were not indexed, each with its reason ("page 3: no text layer; OCR not supported").
+    that were not indexed, each with its reason ("page 3: no text layer; OCR found no text").
     """
 
     kind: str  # "pdf" | "markdown" | "code" | "text"

@@ -1,14 +1,29 @@
 """PDF: one Section per page that has readable text, ``page`` = physical 1-based page number.
 
+A page's text comes from the first of these that gives readable text (``textquality`` judges):
+
+1. pypdf's text layer;
+2. PDFium's (``pdf_fallback``), for pages where 1 failed and for pages whose CJK fonts lack a
+   ToUnicode map but name a character collection, which PDFium maps and pypdf mostly cannot;
+3. OCR of the rendered page (``ocr``), as ``LoadOptions.ocr`` says: "auto" for pages still without
+   text, "always" for every page (OCR's text then wins when readable), "off" never. A page whose
+   unreadable text is set in fonts that are not embedded is not OCR'd: its rendering shows
+   substitute glyphs, and OCR would read the same garbage.
+
+Garbage never reaches the index: a page none of them reads is reported in ``warnings`` with each
+reason and listed in ``meta["pages_unreadable"]``; ``meta`` also counts where the indexed pages came
+from (``pages_text``, ``pages_fallback``, ``pages_ocr``), and an OCR'd page's Section carries
+``meta["ocr"] = True``.
+
 pypdf's own resource limits (its ``Configuration`` defaults) apply; what they refuse, like any
 other pypdf failure on the whole file, becomes a LoadError with a reason. A page that fails alone
-is reported in ``warnings`` and the rest of the file is still indexed; so are pages without a text
-layer and pages whose text is unreadable (see ``textquality``).
+costs only itself, and so does an OCR failure or timeout.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +31,16 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
 from ..records import Section
-from .base import Document, LoadError, read_bytes
+from .base import Document, LoadError, LoadOptions, read_bytes
+from .ocr import OcrError, OcrUnavailable, shared_engine
+from .pdf_fallback import FontFacts, extract_pages, font_facts
 from .textquality import unreadable_reason
 
 KIND = "pdf"
-NO_TEXT = "no text layer; OCR not supported"
+NO_TEXT = "no text layer"
+OCR_OFF = "OCR off"
+OCR_NO_TEXT = "OCR found no text"
+NOT_EMBEDDED = "fonts not embedded, so OCR of the rendered page cannot read it either"
 # Only this much of a failing page's error message goes into its warning.
 MAX_ERROR_CHARS = 200
 
@@ -76,26 +96,108 @@ def _doc_meta(reader: PdfReader, n_pages: int) -> dict[str, Any]:
     return meta
 
 
-def load_pdf(path: Path) -> Document:
+@dataclass
+class _Page:
+    number: int
+    facts: FontFacts
+    text: str = ""
+    source: str | None = None  # "text" | "fallback" | "ocr"; None while nothing readable was found
+    problems: list[str] = field(default_factory=list)
+    garbled: bool = False  # the text layer has text, but unreadable
+
+
+def _text_layer(reader: PdfReader, number: int) -> _Page:
+    try:
+        page = reader.pages[number - 1]
+        result = _Page(number, font_facts(page))
+        text = _clean(page.extract_text())
+    except Exception as err:  # noqa: BLE001 - one bad page (broken stream, limit) costs only itself
+        problem = f"text extraction failed ({type(err).__name__}: {_why(err)})"
+        return _Page(number, FontFacts(), problems=[problem])
+    reason = unreadable_reason(text) if text else None
+    if not text:
+        result.problems.append(NO_TEXT)
+    elif reason is not None:
+        result.problems.append(f"unreadable text ({reason})")
+        result.garbled = True
+    else:
+        result.text, result.source = text, "text"
+    return result
+
+
+def _fallback(path: Path, pages: list[_Page]) -> None:
+    """PDFium's text replaces what pypdf could not read, and pypdf's text of collection-coded CJK fonts."""
+    todo = [p for p in pages if p.source is None or p.facts.cid_collection]
+    if not todo:
+        return
+    texts = extract_pages(path, [p.number for p in todo])
+    for page in todo:
+        text = _clean(texts.get(page.number, ""))
+        if text and unreadable_reason(text) is None:
+            page.text, page.source = text, "fallback"
+
+
+def _ocr(path: Path, pages: list[_Page], options: LoadOptions) -> None:
+    if options.ocr == "off":
+        for page in pages:
+            if page.source is None:
+                page.problems.append(OCR_OFF)
+        return
+    budget = options.ocr_max_pages
+    unavailable: str | None = None
+    for page in pages:
+        if options.ocr == "auto" and page.source is not None:
+            continue
+        if page.source is None and page.garbled and not page.facts.renders_real_glyphs:
+            page.problems.append(NOT_EMBEDDED)
+            continue
+        if unavailable is not None:
+            page.problems.append(unavailable)
+            continue
+        if budget <= 0:
+            page.problems.append(f"not OCR'd: over the limit of {options.ocr_max_pages} OCR pages per file")
+            continue
+        budget -= 1
+        try:
+            text = _clean(shared_engine().page_text(path, page.number, options.ocr_page_timeout_s))
+        except OcrUnavailable as err:
+            unavailable = str(err)
+            page.problems.append(unavailable)
+            continue
+        except OcrError as err:
+            page.problems.append(str(err))
+            continue
+        reason = unreadable_reason(text) if text else None
+        if not text:
+            page.problems.append(OCR_NO_TEXT)
+        elif reason is not None:
+            page.problems.append(f"OCR text unreadable ({reason})")
+        else:
+            page.text, page.source = text, "ocr"
+
+
+def load_pdf(path: Path, options: LoadOptions | None = None) -> Document:
+    options = options or LoadOptions()
     reader = _open(read_bytes(path))
     n_pages = len(reader.pages)
     labels = _page_labels(reader)
+    pages = [_text_layer(reader, number) for number in range(1, n_pages + 1)]
+    _fallback(path, pages)
+    _ocr(path, pages, options)
+
     sections: list[Section] = []
     warnings: list[str] = []
-    for number in range(1, n_pages + 1):
-        try:
-            text = _clean(reader.pages[number - 1].extract_text())
-        except Exception as err:  # noqa: BLE001 - one bad page (broken stream, limit) costs only itself
-            warnings.append(f"page {number}: text extraction failed ({type(err).__name__}: {_why(err)})")
+    for page in pages:
+        if page.source is None:
+            warnings.append(f"page {page.number}: " + "; ".join(page.problems))
             continue
-        if not text:
-            warnings.append(f"page {number}: {NO_TEXT}")
-            continue
-        reason = unreadable_reason(text)
-        if reason is not None:
-            warnings.append(f"page {number}: unreadable text ({reason})")
-            continue
-        label = labels[number - 1] if len(labels) == n_pages else str(number)
-        meta = {"page_label": label} if label != str(number) else {}
-        sections.append(Section(text=text, page=number, meta=meta))
-    return Document(kind=KIND, sections=sections, meta=_doc_meta(reader, n_pages), warnings=warnings)
+        label = labels[page.number - 1] if len(labels) == n_pages else str(page.number)
+        meta: dict[str, Any] = {"page_label": label} if label != str(page.number) else {}
+        if page.source == "ocr":
+            meta["ocr"] = True
+        sections.append(Section(text=page.text, page=page.number, meta=meta))
+    meta = _doc_meta(reader, n_pages)
+    for source in ("text", "fallback", "ocr"):
+        meta[f"pages_{source}"] = sum(1 for p in pages if p.source == source)
+    meta["pages_unreadable"] = [p.number for p in pages if p.source is None]
+    return Document(kind=KIND, sections=sections, meta=meta, warnings=warnings)

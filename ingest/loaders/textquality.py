@@ -22,6 +22,7 @@ punctuation-and-digit soup that none of these signals sees; such a page is index
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -101,42 +102,86 @@ def _ascii_word_share(text: str) -> float:
     return ascii_words / words if words else 1.0
 
 
-def _switch_counts(text: str) -> tuple[int, int]:
-    """(pairs, switches) over adjacent letters; combining marks are skipped, anything else breaks a run."""
-    pairs = switches = 0
-    prev: str | None = None
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat.startswith("M"):
-            continue
-        if not cat.startswith("L"):
-            prev = None
-            continue
-        script = _script(ch)
-        if prev is not None:
-            pairs += 1
-            if script != prev and {script, prev} != {"LATIN", "EAST_ASIAN"}:
-                switches += 1
-        prev = script
+def _kind(ch: str) -> str:
+    """What one character counts as: space, junk, private, latin1 (a letter), letter, mark or other."""
+    if ch.isspace():
+        return "space"
+    cat = unicodedata.category(ch)
+    if ch == "\ufffd" or cat in ("Cn", "Cs") or (cat == "Cc" and ch not in _WHITESPACE_CONTROLS):
+        return "junk"
+    if cat == "Co":
+        return "private"
+    if cat.startswith("L"):
+        return "latin1" if _is_latin1_letter(ch) else "letter"
+    return "mark" if cat.startswith("M") else "other"
+
+
+# ASCII control characters that are neither whitespace nor counted as space by str.isspace()
+_ASCII_JUNK = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# What the code table turns non-letters into: all whitespace, so that str.split() breaks letter runs
+# at them; combining marks are deleted, so that they never break a run.
+_SPACE, _JUNK, _PRIVATE, _OTHER = " ", "\n", "\t", "\r"
+_FREE_SWITCH = frozenset({"LATIN", "EAST_ASIAN"})
+_MAX_TABLE = 1 << 16  # characters the table remembers (a page has a few hundred distinct ones)
+
+
+class _Codes(dict):
+    """A ``str.translate`` table filled as characters are met: a letter becomes one private-use
+    character per script (Latin-1 letters get their own), anything else what its kind says.
+    A text is then measured by counting in C, however long it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: dict[tuple[str, bool], str] = {}  # (script, latin1) -> code
+        self.names: dict[str, str] = {}  # code -> script
+
+    def code(self, script: str, latin1: bool = False) -> str:
+        key = (script, latin1)
+        if key not in self.scripts:
+            self.scripts[key] = chr(0x100000 + len(self.scripts))
+            self.names[self.scripts[key]] = script
+        return self.scripts[key]
+
+    def __missing__(self, number: int) -> str | None:
+        ch = chr(number)
+        kind = _kind(ch)
+        value: str | None
+        if kind in ("letter", "latin1"):
+            value = self.code(_script(ch), kind == "latin1")
+        else:
+            value = {"space": _SPACE, "junk": _JUNK, "private": _PRIVATE, "mark": None}.get(kind, _OTHER)
+        if len(self) < _MAX_TABLE:
+            self[number] = value
+        return value
+
+
+_CODES = _Codes()
+_LATIN1 = _CODES.code("LATIN", latin1=True)
+
+
+def _switch_counts(codes: str) -> tuple[int, int]:
+    """(pairs, switches) over adjacent letters of a translated text (marks are gone, so skipped)."""
+    runs = codes.split()
+    pairs = sum(map(len, runs)) - len(runs)
+    present = set(codes) - {_SPACE, _JUNK, _PRIVATE, _OTHER}
+    switches = 0
+    if pairs and len(present) > 1:
+        names = _CODES.names
+        for a in present:
+            for b in present:
+                if names[a] != names[b] and {names[a], names[b]} != _FREE_SWITCH:
+                    switches += codes.count(a + b)  # a != b: occurrences cannot overlap
     return pairs, switches
 
 
 def assess(text: str) -> TextQuality:
     """Measure ``text`` and give the reason it is unreadable, or None when it reads as real text."""
-    chars = [ch for ch in text if not ch.isspace()]
-    n = len(chars)
-    junk = private = letters = latin1 = 0
-    for ch in chars:
-        cat = unicodedata.category(ch)
-        if ch == "\ufffd" or cat in ("Cn", "Cs") or (cat == "Cc" and ch not in _WHITESPACE_CONTROLS):
-            junk += 1
-        elif cat == "Co":
-            private += 1
-        elif cat.startswith("L"):
-            letters += 1
-            if _is_latin1_letter(ch):
-                latin1 += 1
-    pairs, switches = _switch_counts(text)
+    codes = text.translate(_CODES)
+    spaces, junk, private = codes.count(_SPACE), codes.count(_JUNK), codes.count(_PRIVATE)
+    n = len(text) - spaces
+    letters = len(codes) - spaces - junk - private - codes.count(_OTHER)
+    latin1 = codes.count(_LATIN1)
+    pairs, switches = _switch_counts(codes)
 
     junk_share = junk / n if n else 0.0
     private_share = private / n if n else 0.0
@@ -165,4 +210,6 @@ def assess(text: str) -> TextQuality:
 
 def unreadable_reason(text: str) -> str | None:
     """Why ``text`` is garbage, or None when it is readable (or too short to judge)."""
+    if text.isascii() and _ASCII_JUNK.search(text) is None:  # no signal can fire: skip measuring
+        return None
     return assess(text).reason
