@@ -188,7 +188,8 @@ class KbService:
             report = ingest_folder(Path(job.path), self.embedder, self.store,
                                    ChunkSettings(s.chunk_tokens, s.chunk_overlap), rebuild=job.rebuild,
                                    exclude=job.exclude, workers=s.parse_workers,
-                                   scope=UPLOAD_SCOPE if upload else "", on_progress=on_progress)  # fmt: skip
+                                   scope=UPLOAD_SCOPE if upload else "", on_progress=on_progress,
+                                   load_options=s.load_options())  # fmt: skip
         except _Interrupted:
             self.queue.requeue(job.id)
             log.info("job %s interrupted; it resumes when the service starts again", job.id)

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # OCR of PDF pages without readable text: "auto" (the pages that need it), "always" (every page), "off"
     ocr: Literal["auto", "off", "always"] = "auto"
     # seconds one page may take to render and OCR before it is skipped with a warning
-    ocr_page_timeout_s: float = Field(default=30.0, gt=0)
+    ocr_page_timeout_s: float = Field(default=120.0, gt=0)
     # pages OCR'd per file at most; the rest are reported as unreadable
     ocr_max_pages: int = Field(default=200, ge=0)
 
