@@ -26,7 +26,7 @@ $(VENV)/.kb-installed: $(BIN)/python pyproject.toml scripts/install_llama.sh $(w
 install: $(VENV)/.kb-installed  ## virtualenv + patched engine + kb (what `make run` needs, no torch)
 
 # Debian packages the tests drive for real (headless browser); installed once, only when missing
-TEST_DEBS ?= chromium
+TEST_DEBS ?= chromium fonts-wqy-microhei libgl1 libglib2.0-0
 system-test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
