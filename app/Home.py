@@ -1,5 +1,10 @@
-"""`streamlit run app/Home.py`: search, library and status pages over `kb serve`."""
+"""`streamlit run app/Home.py`: the search, library and status pages over `kb serve`.
 
+The app is a thin client: the service owns the model and the store; every page talks to it
+through ``app.client`` and renders with ``app.render``.
+"""
+
+# ruff: noqa: N999 — the entry point's name is what `streamlit run app/Home.py` shows
 from __future__ import annotations
 
 import sys
@@ -7,14 +12,14 @@ from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from app import pages  # noqa: E402
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR.parent) not in sys.path:  # `streamlit run` puts app/ on the path, not the checkout
+    sys.path.insert(0, str(APP_DIR.parent))
 
 st.set_page_config(page_title="kb", page_icon=":material/search:", layout="wide")
 nav = st.navigation([
-    st.Page(pages.search_page, title="Search", icon=":material/search:", default=True),
-    st.Page(pages.library_page, title="Library", icon=":material/library_books:", url_path="library"),
-    st.Page(pages.status_page, title="Status", icon=":material/monitor_heart:", url_path="status"),
+    st.Page(APP_DIR / "views" / "search.py", title="Search", icon=":material/search:", default=True),
+    st.Page(APP_DIR / "views" / "library.py", title="Library", icon=":material/library_books:"),
+    st.Page(APP_DIR / "views" / "status.py", title="Status", icon=":material/monitor_heart:"),
 ])  # fmt: skip
 nav.run()

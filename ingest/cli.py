@@ -177,7 +177,8 @@ def _ingest_in_process(settings: Settings, root: Path, args: argparse.Namespace)
     try:
         report = ingest_folder(root, embedder, store, ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
                                rebuild=args.rebuild, exclude=args.exclude, workers=settings.parse_workers,
-                               on_progress=on_progress, load_options=settings.load_options())  # fmt: skip
+                               on_progress=on_progress, load_options=settings.load_options(),
+                               limits=settings.ingest_limits())  # fmt: skip
     except StoreError as err:  # includes FingerprintMismatch
         print(_store_error_message(str(err)), file=sys.stderr)
         return EXIT_FAIL

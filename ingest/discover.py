@@ -48,7 +48,7 @@ def discover(root: Path, exclude: Iterable[str] = ()) -> list[tuple[str, Path]]:
         for f in filenames:
             p = here / f
             rel = p.relative_to(root).as_posix()
-            if f.startswith(".") or _matches(rel, patterns) or p.is_symlink() and not p.exists():
-                continue
+            if f.startswith(".") or _matches(rel, patterns):
+                continue  # a broken link stays: the ingest reports it
             found.append((rel, p))
     return sorted(found)

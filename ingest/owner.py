@@ -189,7 +189,7 @@ class KbService:
                                    ChunkSettings(s.chunk_tokens, s.chunk_overlap), rebuild=job.rebuild,
                                    exclude=job.exclude, workers=s.parse_workers,
                                    scope=UPLOAD_SCOPE if upload else "", on_progress=on_progress,
-                                   load_options=s.load_options())  # fmt: skip
+                                   load_options=s.load_options(), limits=s.ingest_limits())  # fmt: skip
         except _Interrupted:
             self.queue.requeue(job.id)
             log.info("job %s interrupted; it resumes when the service starts again", job.id)

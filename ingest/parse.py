@@ -7,6 +7,11 @@ from pathlib import Path
 
 from .loaders import Document, LoadError, LoadOptions, load
 
+# the reason every file that ran into a parse limit (time, memory, a dead worker) starts with
+EXCEEDED = "parser exceeded limits"
+OUT_OF_MEMORY = f"{EXCEEDED} (out of memory)"
+MAX_MESSAGE_CHARS = 300  # of an unexpected exception's message in the reason
+
 
 def parse(path: str, options: LoadOptions | None = None) -> Document | LoadError:
     """Runs in a worker process; returns the error instead of raising it across the pool."""
@@ -14,5 +19,7 @@ def parse(path: str, options: LoadOptions | None = None) -> Document | LoadError
         return load(Path(path), options)
     except LoadError as err:
         return err
+    except MemoryError:  # the worker's address space cap (ingest.parsepool) was hit
+        return LoadError(OUT_OF_MEMORY)
     except Exception as err:  # noqa: BLE001 — a loader bug must not take the run down: report the file
-        return LoadError(f"could not parse: {type(err).__name__}: {err}")
+        return LoadError(f"could not parse: {type(err).__name__}: {str(err)[:MAX_MESSAGE_CHARS]}")

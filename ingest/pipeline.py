@@ -1,36 +1,54 @@
-"""Ingest a folder: discover, parse (process pool), chunk, embed, write — incremental and exact.
+"""Ingest a folder: discover, parse (worker processes), chunk, embed, write — incremental and exact.
 
-Order of writes (what makes a crash at any moment recoverable by re-running):
-1. a changed file's new points are upserted under ids derived from (source, position), so they
-   overwrite its old points in place;
-2. only when all of a file's points are written are its leftovers deleted (points whose file_hash
-   is not the new one: the tail of a file that shrank);
-3. a file counts as done only when all ``n_chunks`` points carry its current hash, which is read
-   back from the store itself: there is no separate record that could disagree with the points.
-Removed files are deleted first. The store is flushed at the end of each batch.
+Order of writes (each step is idempotent, so a run killed at any moment is repaired by running it
+again; the next run redoes exactly the files that are not complete):
+
+1. the collection is created if missing (on the embedded engine: built aside and renamed into place)
+   and its fingerprint recorded before any point is written; a fingerprint that differs stops the
+   run before it writes anything;
+2. the points of sources the folder owns that are no longer in it are deleted;
+3. a file skipped in this run (unreadable, not a regular file, too large, parse failure or limits,
+   no text) has its points deleted when it is skipped: a skipped file holds no points;
+4. a new or changed file's chunks join a batch of about ``embed_batch_tokens`` tokens (a file may
+   span several batches); each batch is embedded, then upserted under ids derived from
+   (source, position), so a changed file's points are overwritten in place;
+5. after the upsert of the batch that holds a file's last chunk, the file's leftovers are deleted
+   (points whose ``file_hash`` is not the new one: the tail of a file that shrank);
+6. the store is flushed after a batch (after 4 and 5) at most every ``FLUSH_EVERY_S`` seconds, and
+   at the end of the run. Every write is in the engine's write-ahead log when it returns, so a
+   killed process loses nothing; an OS crash may lose the writes since the last flush, a suffix of
+   the sequence above, which the next run redoes like any other incomplete file.
+
+A file counts as done (and is skipped by the next run) only when all its ``n_chunks`` points carry
+its current hash, which is read back from the store itself (``Store.file_states``): there is no
+separate record that could disagree with the points. A run killed between 4 and 5 leaves a file
+whose points carry two hashes (``mixed``), which is not complete either.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .chunking import chunk_document
 from .discover import discover
 from .loaders import Document, LoadError, LoadOptions
-from .parse import parse
+from .parsepool import ParseLimits, ParsePool
 from .records import Chunk, point_id, sha256_text
 from .sparse import sparse_vector
 from .store.base import FingerprintMismatch, Point, Store
 
 EMBED_BATCH_TOKENS = 16384  # chunks gathered before one embed call (spread over the contexts)
-MAX_FILE_BYTES = 512 << 20
+# the store is flushed after a batch when this long has passed since the last flush (Qdrant's own
+# flush interval); a SIGKILL loses nothing either way (the engine's WAL has every write)
+FLUSH_EVERY_S = 5.0
+MAX_FILE_MB = 100  # larger files are skipped with a reason (Settings.max_file_mb)
 SPARSE_SCHEME = "bm25-blake2b-v1"  # change when ingest.sparse's tokenizing or weights change
 HIDDEN_NAMESPACE = "."  # sources starting with it are never discovered in a folder (uploads live there)
 
@@ -76,12 +94,61 @@ class ChunkSettings:
     overlap: int = 64
 
 
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one run may spend: file size, tokens per embed call, time and memory per parsed file."""
+
+    max_file_mb: int = MAX_FILE_MB
+    embed_batch_tokens: int = EMBED_BATCH_TOKENS
+    parse: ParseLimits = ParseLimits()
+
+
+class NotRegularFile(OSError):
+    """A FIFO, socket or device where a file was expected (opening a FIFO would block)."""
+
+
+_FILE_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}  # fmt: skip
+
+
+def _file_type(mode: int) -> str:
+    return _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+
+
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
+    """The file's SHA-256; NotRegularFile for anything but a regular file (checked on the open file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file ({_file_type(mode)})")
+        h = hashlib.sha256()
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def display_name(source: str) -> str:
+    """A source as reports print it: bytes of a non-UTF-8 file name escaped (``\\xff``)."""
+    return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def admit(source: str, path: Path, max_bytes: int) -> tuple[str, str]:
+    """(SHA-256, "") of a file to parse, or ("", why it is skipped)."""
+    if display_name(source) != source:
+        return "", "file name is not valid UTF-8"
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return "", f"not a regular file ({_file_type(st.st_mode)})"
+        if st.st_size > max_bytes:
+            return "", f"larger than {max_bytes >> 20} MB ({st.st_size >> 20} MB)"
+        return file_sha256(path), ""
+    except NotRegularFile as err:
+        return "", str(err)
+    except OSError as err:
+        why = err.strerror or str(err)
+        return "", (f"broken symbolic link ({why})" if path.is_symlink() else f"unreadable: {why}")
 
 
 def owns(scope: str, source: str) -> bool:
@@ -104,31 +171,52 @@ def make_chunks(doc: Document, source: str, file_hash: str, count_tokens: Callab
 
 
 class _Writer:
-    """Buffers chunks, embeds them in large packed calls, writes points, closes finished files."""
+    """Buffers chunks, embeds and writes them in batches of about ``batch_tokens``, closes finished files.
 
-    def __init__(self, embedder, store: Store, report: IngestReport, progress: Progress, on_progress):
+    A file's chunks may span several batches; a file is finished (its leftovers deleted, its outcome
+    reported) after the batch that holds its last chunk.
+    """
+
+    def __init__(self, embedder, store: Store, report: IngestReport, progress: Progress, on_progress,
+                 batch_tokens: int = EMBED_BATCH_TOKENS):  # fmt: skip
         self.embedder, self.store, self.report, self.progress = embedder, store, report, progress
         self.on_progress = on_progress
-        self.buffer: list[Chunk] = []
+        self.batch_tokens = batch_tokens
+        self.buffer: deque[Chunk] = deque()
         self.tokens = 0
         self.pending: dict[str, int] = {}  # source -> chunks not yet written
         self.finished: dict[str, tuple[str, str]] = {}  # source -> (file_hash, outcome list name)
+        self.flushed = time.monotonic()
 
     def add(self, source: str, file_hash: str, outcome: str, chunks: list[Chunk]) -> None:
         self.pending[source] = len(chunks)
         self.finished[source] = (file_hash, outcome)
         self.buffer.extend(chunks)
         self.tokens += sum(c.n_tokens for c in chunks)
-        if self.tokens >= EMBED_BATCH_TOKENS:
-            self.flush()
+        while self.tokens >= self.batch_tokens:
+            self._write(self._take(self.batch_tokens))
 
     def flush(self) -> None:
-        if self.buffer:
-            batch, self.buffer, self.tokens = self.buffer, [], 0
-            vectors = self.embedder.embed_documents([c.text for c in batch])
+        """Write whatever is buffered and flush the store."""
+        self._write(self._take(self.tokens), flush=True)
+
+    def _take(self, tokens: int) -> list[Chunk]:
+        batch: list[Chunk] = []
+        taken = 0
+        while self.buffer and (not batch or taken + self.buffer[0].n_tokens <= tokens):
+            chunk = self.buffer.popleft()
+            batch.append(chunk)
+            taken += chunk.n_tokens
+        self.tokens -= taken
+        return batch
+
+    def _write(self, batch: list[Chunk], flush: bool = False) -> None:
+        if batch:
+            texts = list(dict.fromkeys(c.text for c in batch))  # repeated chunks are embedded once
+            vectors = dict(zip(texts, self.embedder.embed_documents(texts)))
             self.store.upsert([
-                Point(c.id, v, c.payload(), sparse_vector(" ".join([*c.heading_path, c.text])))
-                for c, v in zip(batch, vectors)
+                Point(c.id, vectors[c.text], c.payload(), sparse_vector(" ".join([*c.heading_path, c.text])))
+                for c in batch
             ])  # fmt: skip
             for c in batch:
                 self.pending[c.source] -= 1
@@ -141,19 +229,25 @@ class _Writer:
             del self.pending[source]
             self.store.delete_source(source, keep_file_hash=file_hash)  # leftovers of a shrunk file
             getattr(self.report, outcome).append(source)
-        self.store.flush()
+        if flush or time.monotonic() - self.flushed >= FLUSH_EVERY_S:
+            self.store.flush()
+            self.flushed = time.monotonic()
         self.on_progress(self.progress)
 
 
 def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSettings = ChunkSettings(), *,
                   rebuild: bool = False, exclude: Iterable[str] = (), workers: int = 2, scope: str = "",
                   on_progress: Callable[[Progress], None] | None = None,
-                  load_options: LoadOptions | None = None) -> IngestReport:  # fmt: skip
+                  load_options: LoadOptions | None = None,
+                  limits: IngestLimits = IngestLimits()) -> IngestReport:  # fmt: skip
     """Bring the store in line with the files under ``root``; see the module docstring for the order.
 
     ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
     under it. Without a scope the folder owns every source except those in a hidden namespace (first
     segment starting with '.', which discovery never yields): a folder ingest leaves uploads alone.
+
+    Files that cannot be indexed are reported in ``skipped`` with the reason and never abort the run;
+    parsing runs in worker processes under ``limits.parse`` (see ``ingest.parsepool``).
     """
     if scope and not (scope.startswith(HIDDEN_NAMESPACE) and scope.endswith("/")):
         raise ValueError(f"scope {scope!r} must look like '.name/'")
@@ -176,15 +270,11 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
         store.delete_source(source)
         report.removed.append(source)
 
-    todo: list[tuple[str, Path, str, str]] = []  # rel, path, hash, outcome
+    todo: list[tuple[str, Path, str, str]] = []  # source, path, hash, outcome
     for rel, path in files:
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                report.skipped.append((rel, f"larger than {MAX_FILE_BYTES >> 20} MB"))
-                continue
-            digest = file_sha256(path)
-        except OSError as err:
-            report.skipped.append((rel, f"unreadable: {err.strerror or err}"))
+        digest, why = admit(rel, path, limits.max_file_mb << 20)
+        if why:
+            _skip(report, store, states, rel, why)
             continue
         state = states.get(rel)
         if state and state.complete and state.file_hash == digest:
@@ -194,44 +284,32 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
 
     progress = Progress(files_total=len(todo))
     on_progress(progress)
-    writer = _Writer(embedder, store, report, progress, on_progress)
+    writer = _Writer(embedder, store, report, progress, on_progress, limits.embed_batch_tokens)
     hard_max = embedder.max_tokens
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
-        queue: deque[tuple[tuple[str, Path, str, str], Future]] = deque()
-        items = iter(todo)
-        for item in items:  # keep a bounded number of files in flight
-            queue.append((item, pool.submit(parse, str(item[1]), load_options)))
-            if len(queue) >= 2 * max(1, workers):
-                _consume(queue.popleft(), writer, report, progress, store, embedder, chunk_settings, hard_max)
-        while queue:
-            _consume(queue.popleft(), writer, report, progress, store, embedder, chunk_settings, hard_max)
-    writer.flush()
-    store.flush()
+    with ParsePool(workers, limits.parse, load_options) as pool:
+        for (rel, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
+            progress.current = rel
+            progress.files_done += 1
+            if isinstance(result, LoadError):
+                _skip(report, store, states, rel, str(result))
+                continue
+            report.warnings.extend((rel, w) for w in result.warnings)
+            chunks = make_chunks(result, rel, digest, embedder.count_tokens, chunk_settings, hard_max)
+            if not chunks:
+                _skip(report, store, states, rel, "no text to index")
+                continue
+            writer.add(rel, digest, outcome, chunks)
+    writer.flush()  # the last batch; flushes the store even when nothing was left to write
     report.seconds = time.monotonic() - started
     return report
 
 
-def _consume(entry, writer: _Writer, report: IngestReport, progress: Progress, store: Store, embedder,
-             cs: ChunkSettings, hard_max: int) -> None:  # fmt: skip
-    (rel, _path, digest, outcome), fut = entry
-    progress.current = rel
-    try:
-        result = fut.result()
-    except Exception as err:  # the worker died (e.g. killed for memory): report the file, go on
-        result = LoadError(f"parser crashed: {type(err).__name__}")
-    progress.files_done += 1
-    if isinstance(result, LoadError):
-        report.skipped.append((rel, str(result)))
-        store.delete_source(rel)  # the file is no longer what was indexed
-        return
-    report.warnings.extend((rel, w) for w in result.warnings)
-    chunks = make_chunks(result, rel, digest, embedder.count_tokens, cs, hard_max)
-    if not chunks:
-        report.skipped.append((rel, "no text to index"))
-        store.delete_source(rel)
-        return
-    writer.add(rel, digest, outcome, chunks)
+def _skip(report: IngestReport, store: Store, states: dict, source: str, reason: str) -> None:
+    """Report a file that is not indexed; what the store held of it goes (it is not what was indexed)."""
+    report.skipped.append((display_name(source), reason))
+    if source in states:
+        store.delete_source(source)
 
 
-__all__ = ["ChunkSettings", "FingerprintMismatch", "IngestReport", "Progress", "ingest_folder"]
+__all__ = ["ChunkSettings", "FingerprintMismatch", "IngestLimits", "IngestReport", "ParseLimits", "Progress",
+           "ingest_folder"]

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .loaders.base import LoadOptions
+    from .pipeline import IngestLimits
 
 # a service bound to every address is reached on the loopback one
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -55,6 +56,14 @@ class Settings(BaseSettings):
 
     # processes that parse files during ingest
     parse_workers: int = Field(default=2, ge=1, le=64)
+    # seconds one file may take to parse (OCR included); past it the worker is killed, the file skipped
+    parse_timeout_s: float = Field(default=1800.0, gt=0)
+    # address space of one parse worker (and its OCR helper) in MB; past it the file is skipped (0: no cap)
+    parse_memory_mb: int = Field(default=4096, ge=0)
+    # files larger than this are skipped with the reason
+    max_file_mb: int = Field(default=100, ge=1)
+    # tokens of chunks gathered before one embed call and one write to the store
+    embed_batch_tokens: int = Field(default=16384, ge=1)
     # OCR of PDF pages without readable text: "auto" (the pages that need it), "always" (every page), "off"
     ocr: Literal["auto", "off", "always"] = "auto"
     # seconds one page may take to render and OCR before it is skipped with a warning
@@ -82,6 +91,13 @@ class Settings(BaseSettings):
         from .loaders.base import LoadOptions
 
         return LoadOptions(self.ocr, self.ocr_page_timeout_s, self.ocr_max_pages)
+
+    def ingest_limits(self) -> IngestLimits:
+        """What one ingest run may spend per file and per batch."""
+        from .pipeline import IngestLimits, ParseLimits
+
+        return IngestLimits(self.max_file_mb, self.embed_batch_tokens,
+                            ParseLimits(self.parse_timeout_s, self.parse_memory_mb))  # fmt: skip
 
     @property
     def store_dir(self) -> Path:

@@ -23,6 +23,9 @@ KIND = "markdown"
 FRONT_MATTER_OPEN = "---"
 FRONT_MATTER_CLOSE = ("---", "...")
 _INLINE_TEXT = ("text", "code_inline", "html_inline")
+# front matter is copied into every chunk's payload, and YAML aliases can make a few lines expand
+# a billionfold ("billion laughs"): more values than this and it is ignored with a warning
+MAX_FRONT_MATTER_VALUES = 1000
 
 
 def split_front_matter(lines: list[str]) -> tuple[dict[str, Any], int, list[str]]:
@@ -39,11 +42,30 @@ def split_front_matter(lines: list[str]) -> tuple[dict[str, Any], int, list[str]
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return {}, i + 1, [f"front matter: invalid YAML ({first})"]
+    except RecursionError:
+        return {}, i + 1, ["front matter: nested too deeply; ignored"]
     if data is None:
         return {}, i + 1, []
     if not isinstance(data, dict):
         return {}, i + 1, ["front matter: not a mapping of keys to values; ignored"]
+    if _more_values_than(data, MAX_FRONT_MATTER_VALUES):
+        return {}, i + 1, [f"front matter: more than {MAX_FRONT_MATTER_VALUES} values; ignored"]
     return json_safe(data), i + 1, []
+
+
+def _more_values_than(data: Any, limit: int) -> bool:
+    """Whether ``data`` holds more than ``limit`` values, aliases counted each time they are used."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            stack.extend(value)
+    return False
 
 
 def _heading_text(inline: Token) -> str:

@@ -13,7 +13,7 @@ scrolls and searches see only chunks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -109,6 +109,10 @@ class Store(Protocol):
         ...
 
     def file_states(self) -> dict[str, FileState]: ...
+
+    def scroll_points(self) -> Iterator[Point]:
+        """Every point with its dense and sparse vectors and payload, page by page (backups)."""
+        ...
 
     def search(
         self,

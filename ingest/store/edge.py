@@ -4,7 +4,12 @@ Layout of ``path``: ``shard/`` (the engine's segments and write-ahead log) and
 ``fingerprint.json`` (``{"dim": …, "fingerprint": {…}}``, written atomically after the
 shard is created). The engine locks its WAL, so a second process (or a second
 ``EdgeStore`` in this one) opening the same folder gets a ``StoreError``; the lock goes
-with ``close()`` or the process.
+with ``close()`` or the process (a SIGKILLed one too).
+
+A shard is created whole or not at all: it is built in ``shard.partial/`` (payload indexes
+included), flushed and renamed to ``shard/``; ``--rebuild`` first renames the old one to
+``shard.old/``. A process killed halfway leaves only a leftover that the next create removes.
+A shard that lacks a payload index (made before this was so) gets it when it is opened.
 
 Every update is in the WAL when it returns (a SIGKILL loses nothing: the WAL replays on
 the next open); ``flush()`` writes segments and WAL to disk and is the point callers rely
@@ -48,6 +53,8 @@ from ingest.store.common import (
 )
 
 SHARD_DIR = "shard"
+PARTIAL_SUFFIX = ".partial"  # a shard being created
+OLD_SUFFIX = ".old"  # a shard being dropped
 FINGERPRINT_FILE = "fingerprint.json"
 # marker the engine writes when it creates a shard
 SHARD_MARKER = "edge_config.json"
@@ -86,6 +93,15 @@ def _vectors(point: Point) -> dict[str, Any]:
     if point.sparse is not None and not point.sparse.is_empty:
         vectors[SPARSE] = _sparse(point.sparse)
     return vectors
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class EdgeStore:
@@ -136,24 +152,50 @@ class EdgeStore:
             os.fsync(f.fileno())
         os.replace(tmp, self._fingerprint_file)
 
+    def _aside(self, suffix: str) -> Path:
+        return self._shard_dir.with_name(SHARD_DIR + suffix)
+
     def _create(self, dim: int, fingerprint: dict[str, Any]) -> None:
+        """Build the shard aside and rename it into place: a kill never leaves half a shard."""
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         self.path.mkdir(parents=True, exist_ok=True)
+        partial = self._aside(PARTIAL_SUFFIX)
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(self._aside(OLD_SUFFIX), ignore_errors=True)
         with _engine("create"):
-            shard = qe.EdgeShard.create(str(self._shard_dir), config)
-            for name in INDEXED_FIELDS:
-                shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-            shard.flush()
-        self._shard = shard
+            shard = qe.EdgeShard.create(str(partial), config)
+            try:
+                self._add_indexes(shard, INDEXED_FIELDS)
+                shard.flush()
+            finally:
+                shard.close()
+        os.rename(partial, self._shard_dir)
+        _sync_dir(self.path)
+        self._shard = self._open()
         self._write_meta(dim, fingerprint)
+
+    @staticmethod
+    def _add_indexes(shard: qe.EdgeShard, names: Sequence[str]) -> None:
+        for name in names:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+
+    def _repair_indexes(self, shard: qe.EdgeShard) -> None:
+        """Add the payload indexes a shard lacks (one created by a process killed halfway)."""
+        with _engine("info"):
+            missing = [name for name in INDEXED_FIELDS if name not in shard.info().payload_schema]
+        if missing:
+            with _engine("create index"):
+                self._add_indexes(shard, missing)
+                shard.flush()
 
     def ensure_collection(self, dim: int, fingerprint: dict[str, Any]) -> None:
         if self._shard is None:
             self._create(dim, fingerprint)
             return
+        self._repair_indexes(self._shard)
         wanted = normalize_fingerprint(fingerprint)
         meta = self._read_meta()
         if meta is None:
@@ -169,8 +211,12 @@ class EdgeStore:
 
     def recreate_collection(self, dim: int, fingerprint: dict[str, Any]) -> None:
         self.close()
+        old = self._aside(OLD_SUFFIX)
+        shutil.rmtree(old, ignore_errors=True)
+        if self._shard_dir.exists():
+            os.rename(self._shard_dir, old)  # one step: the old shard is whole or gone
         self._fingerprint_file.unlink(missing_ok=True)
-        shutil.rmtree(self._shard_dir, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
         self._create(dim, fingerprint)
 
     def fingerprint(self) -> dict[str, Any] | None:
@@ -215,6 +261,27 @@ class EdgeStore:
         if self._shard is None:
             return {}
         return aggregate_file_states(self._scroll(STATE_FIELDS))
+
+    def scroll_points(self) -> Iterator[Point]:
+        if self._shard is None:
+            return
+        offset = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=RETURNED_PAYLOAD,
+                                       with_vector=True)  # fmt: skip
+            with _engine("scroll"):
+                records, offset = self._shard.scroll(request)
+            for r in records:
+                vectors: dict[str, Any] = dict(r.vector or {})  # type: ignore[arg-type]
+                sparse = vectors.get(SPARSE)
+                yield Point(
+                    id=str(r.id),
+                    vector=list(vectors[DENSE]),
+                    payload=strip_payload(r.payload),
+                    sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None,
+                )
+            if offset is None:
+                return
 
     def _sources_matching(self, conditions: list[KeywordCondition]) -> list[str]:
         shard = self._require()

@@ -186,6 +186,26 @@ class ServerStore:
             return {}
         return aggregate_file_states(self._scroll(STATE_FIELDS))
 
+    def scroll_points(self) -> Iterator[Point]:
+        if not self._collection_exists():
+            return
+        offset: Any = None
+        while True:
+            with self._errors("scroll"):
+                records, offset = self.client.scroll(self.collection, limit=SCROLL_PAGE, offset=offset,
+                                                     with_payload=RETURNED_PAYLOAD, with_vectors=True)  # fmt: skip
+            for r in records:
+                vectors: dict[str, Any] = r.vector if isinstance(r.vector, dict) else {}
+                sparse = vectors.get(SPARSE)
+                yield Point(
+                    id=str(r.id),
+                    vector=list(vectors[DENSE]),
+                    payload=strip_payload(r.payload),
+                    sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None,
+                )
+            if offset is None:
+                return
+
     def _sources_matching(self, conditions: list[KeywordCondition]) -> list[str]:
         with self._errors("facet"):
             response = self.client.facet(

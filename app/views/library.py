@@ -1,0 +1,157 @@
+"""Library: upload files or index a folder on the server, follow every job live, list and delete documents."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.client import ServiceError, connect, failed
+from app.render import (
+    ACTIVE_STATES,
+    document_rows,
+    escape_md,
+    job_fraction,
+    job_label,
+    report_summary,
+    upload_rows,
+)
+from ingest.client import KbClient
+
+POLL_S = 1.0  # how often the jobs panel asks the service while the page is open
+RECENT_JOBS = 10  # finished jobs listed under the running ones
+BATCH = "upload_batch"  # session state: the last upload of this browser session and its job
+ACTIVE = "active_job_ids"  # session state: the jobs running at the previous poll
+DOC_COLUMNS = ("name", "kind", "chunks", "from", "complete", "source")
+FULL_RUN = "library_full_run"  # session state: True while the whole page runs, False in the panel's own runs
+
+st.title("Library")
+c = connect()
+if c is None:
+    st.stop()
+
+
+def upload_form(c: KbClient) -> None:
+    with st.form("upload_form", clear_on_submit=True, border=False):
+        files = st.file_uploader("Upload documents (PDF, Markdown, code, text)", accept_multiple_files=True,
+                                 key="upload_files")  # fmt: skip
+        send = st.form_submit_button("Upload and index", icon=":material/upload:", key="upload_go")
+    if send and not files:
+        st.warning("Choose files first (or wait until they have finished uploading).")
+    if not (send and files):
+        return
+    with st.spinner(f"Sending {len(files)} file{'s' if len(files) > 1 else ''} to the service …"):
+        try:
+            answer = c.upload([(f.name, f.getvalue()) for f in files])
+        except ServiceError as err:
+            failed(err, "upload")
+            return
+    st.session_state[BATCH] = {"job": answer["job"]["id"], "files": answer["files"],
+                               "rejected": answer.get("rejected", []), "seen": []}  # fmt: skip
+
+
+def folder_form(c: KbClient) -> None:
+    with st.form("folder_form", border=False):
+        folder = st.text_input("Index a folder on the server", key="folder_path", placeholder="/srv/docs")
+        rebuild = st.checkbox("Rebuild the collection from scratch", key="folder_rebuild")
+        go = st.form_submit_button("Index folder", icon=":material/folder_open:", key="folder_go")
+    if go and folder.strip():
+        try:
+            job = c.submit_folder(folder.strip(), rebuild=rebuild, origin="ui")
+        except ServiceError as err:
+            failed(err, "start indexing")
+            return
+        st.toast(f"Queued {escape_md(job['path'])}", icon=":material/schedule:")
+
+
+@st.fragment(run_every=POLL_S)
+def jobs_panel(c: KbClient) -> None:
+    """Every job, whoever started it (this page, another browser, the CLI), polled while the page is open."""
+    try:
+        jobs = c.jobs()
+    except ServiceError as err:
+        failed(err, "list the jobs")
+        return
+    by_id = {j["id"]: j for j in jobs}
+    batch = st.session_state.get(BATCH)
+    if batch:
+        job = by_id.get(batch["job"])
+        if job is None:
+            try:
+                job = c.job(batch["job"])
+            except ServiceError:
+                job = None
+        current = ((job or {}).get("progress") or {}).get("current")
+        if current and current not in batch["seen"]:
+            batch["seen"].append(current)
+        with st.container(border=True, key="upload_status"):
+            st.markdown("**Your upload**")
+            if job and job["state"] in ACTIVE_STATES:
+                st.progress(job_fraction(job), text=escape_md(job_label(job)))
+            rows = upload_rows(batch, job, batch["seen"])
+            st.table([{k: escape_md(v) for k, v in row.items()} for row in rows], hide_index=True)
+            if job and job["state"] == "done":
+                st.success(escape_md(report_summary(job.get("report"))), icon=":material/check_circle:")
+            elif job and job["state"] == "failed":
+                st.error(escape_md(job.get("error") or "the job failed"))
+
+    active = [j for j in jobs if j["state"] in ACTIVE_STATES]
+    st.subheader("Jobs")
+    if not active:
+        st.caption("No job is running.")
+    for j in active:
+        st.progress(job_fraction(j), text=escape_md(job_label(j)))
+    finished = [j for j in jobs if j["state"] not in ACTIVE_STATES][:RECENT_JOBS]
+    if finished:
+        with st.expander(f"Recent jobs ({len(finished)})", key="jobs_recent"):
+            for j in finished:
+                detail = report_summary(j.get("report")) if j["state"] == "done" else (j.get("error") or "")
+                st.caption(escape_md(f"{j.get('updated', '')} · {job_label(j)} — {detail}"))
+
+    ids = sorted(j["id"] for j in active)
+    before = st.session_state.get(ACTIVE)
+    st.session_state[ACTIVE] = ids
+    ended = before is not None and set(before) - set(ids)
+    if ended and not st.session_state.get(FULL_RUN):  # the document list below has changed: redraw it
+        st.rerun()
+
+
+def documents(c: KbClient) -> None:
+    st.subheader("Documents")
+    try:
+        docs = c.documents()
+    except ServiceError as err:
+        failed(err, "list the documents")
+        return
+    if not docs:
+        st.info("Nothing indexed yet: upload files or index a folder.")
+        return
+    rows = document_rows(docs)
+    st.caption(f"{len(rows)} documents, {sum(r['chunks'] for r in rows)} chunks")
+    st.dataframe(rows, key="documents_table", hide_index=True, width="stretch", column_order=DOC_COLUMNS,
+                 column_config={"name": st.column_config.TextColumn(width="large"),
+                                "chunks": st.column_config.NumberColumn(format="%d")})  # fmt: skip
+    names = {r["source"]: f"{r['name']}  ({r['source']})" for r in rows}
+    doomed = st.multiselect("Documents to delete", list(names), format_func=names.__getitem__,
+                            key="delete_sources", placeholder="Choose documents")  # fmt: skip
+    with st.popover("Delete", icon=":material/delete:", disabled=not doomed, key="delete_popover"):
+        st.markdown(f"Remove {len(doomed)} document(s) from the index (uploaded files are deleted too)?")
+        if st.button("Delete for good", type="primary", key="delete_go"):
+            with st.spinner(f"Deleting {len(doomed)} document(s) …"):
+                for source in doomed:
+                    try:
+                        c.delete_document(source)
+                    except ServiceError as err:
+                        failed(err, f"delete {escape_md(source)}")
+                        return
+            st.session_state.pop("delete_sources", None)
+            st.rerun()
+
+
+st.session_state[FULL_RUN] = True
+left, right = st.columns(2)
+with left:
+    upload_form(c)
+with right:
+    folder_form(c)
+jobs_panel(c)
+documents(c)
+st.session_state[FULL_RUN] = False
