@@ -339,7 +339,18 @@ def _register_eval(sub) -> None:
     register_cli(sub)
 
 
-_EXTRA: list = [_register_ingest_search, _register_serve, _register_eval]  # further subcommands register here
+def _register_backup(sub) -> None:
+    from .backup import register_cli
+
+    register_cli(sub)
+
+
+_EXTRA: list = [
+    _register_ingest_search,
+    _register_serve,
+    _register_eval,
+    _register_backup,
+]  # further subcommands register here
 
 
 def main(argv: list[str] | None = None) -> int:

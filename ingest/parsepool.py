@@ -179,7 +179,9 @@ class ParsePool(Generic[T]):
         self._workers.remove(w)
         self.replaced += 1
 
-    def map(self, items: Iterable[T], path_of: Callable[[T], str]) -> Iterator[tuple[T, Document | LoadError]]:
+    def map(
+        self, items: Iterable[T], path_of: Callable[[T], str]
+    ) -> Iterator[tuple[T, Document | LoadError]]:
         todo = iter(items)
         end = object()
         held: deque[T] = deque()  # handed out or waiting, in order; held[0] is index `first`

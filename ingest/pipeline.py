@@ -100,7 +100,7 @@ class IngestLimits:
 
     max_file_mb: int = MAX_FILE_MB
     embed_batch_tokens: int = EMBED_BATCH_TOKENS
-    parse: ParseLimits = ParseLimits()
+    parse: ParseLimits = field(default_factory=ParseLimits)
 
 
 class NotRegularFile(OSError):
@@ -311,5 +311,12 @@ def _skip(report: IngestReport, store: Store, states: dict, source: str, reason:
         store.delete_source(source)
 
 
-__all__ = ["ChunkSettings", "FingerprintMismatch", "IngestLimits", "IngestReport", "ParseLimits", "Progress",
-           "ingest_folder"]
+__all__ = [
+    "ChunkSettings",
+    "FingerprintMismatch",
+    "IngestLimits",
+    "IngestReport",
+    "ParseLimits",
+    "Progress",
+    "ingest_folder",
+]
