@@ -264,11 +264,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .download import ModelUnavailable
-    from .service import KbService, create_app
+    from .service import KbService, NoAccounts, create_app, sessions_for
+    from .settings import LOOPBACK_HOSTS
     from .store import StoreError
 
     overrides = {"service_host": args.host, "service_port": args.port}
     settings = _settings(args).model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    try:
+        sessions_for(settings)  # before the model loads: team access on without accounts is one line
+    except NoAccounts as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    if settings.service_host not in LOOPBACK_HOSTS and not settings.auth_enabled:
+        print(f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off): "
+              "anyone who reaches this port can read, add and delete documents", file=sys.stderr)  # fmt: skip
     try:
         service = KbService(
             settings
@@ -345,11 +354,18 @@ def _register_backup(sub) -> None:
     register_cli(sub)
 
 
+def _register_accounts(sub) -> None:
+    from .accounts_cli import register_cli
+
+    register_cli(sub)
+
+
 _EXTRA: list = [
     _register_ingest_search,
     _register_serve,
     _register_eval,
     _register_backup,
+    _register_accounts,
 ]  # further subcommands register here
 
 

@@ -38,25 +38,39 @@ class ServiceError(Exception):
 
 
 class KbClient:
-    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """``token``: an API token or a login's session token, sent as ``Authorization: Bearer``;
+    ``file_token``: the login's token for file links a browser opens."""
+
+    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None,
+                 file_token: str | None = None) -> None:  # fmt: skip
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token, self.file_token = token, file_token
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                  data: bytes | None = None, content_type: str | None = None,
-                 timeout: float | None = None) -> Any:  # fmt: skip
+                 timeout: float | None = None, raw: bool = False) -> Any:  # fmt: skip
+        """The JSON answer (``raw``: the bytes) or ServiceError."""
         url = self.base_url + path + (f"?{urlencode(params)}" if params else "")
         if body is not None:
             data, content_type = json.dumps(body).encode(), "application/json"
         req = Request(url, data=data, method=method)
         if content_type:
             req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urlopen(req, timeout=self.timeout if timeout is None else timeout) as resp:
-                return json.loads(resp.read() or b"null")
+                answer = resp.read()
+                return answer if raw else json.loads(answer or b"null")
         except HTTPError as err:
             with err:
-                raise ServiceError(_message(err.read()) or f"HTTP {err.code}", err.code) from None
+                message = _message(err.read()) or f"HTTP {err.code}"
+            if err.code == 401 and not self.token:
+                message += (
+                    " (the service has team access on: set KB_API_TOKEN to a token from `kb token create`)"
+                )
+            raise ServiceError(message, err.code) from None
         except (URLError, OSError, ValueError) as err:  # refused, timed out, not JSON: not a kb service
             raise ServiceError(f"no kb service at {self.base_url}: {getattr(err, 'reason', err)}") from None
 
@@ -66,6 +80,16 @@ class KbClient:
 
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/status")
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """``{token, file_token, user, role, expires}``; ServiceError 401 on a wrong password."""
+        return self._request("POST", "/auth/login", body={"username": username, "password": password})
+
+    def logout(self) -> None:
+        self._request("POST", "/auth/logout")
+
+    def whoami(self) -> dict[str, Any]:
+        return self._request("GET", "/auth/me")
 
     def search(self, query: str, k: int = 10, rerank: bool = False, hybrid: bool | None = None,
                prefix: str | None = None, glob: str | None = None, kinds: Sequence[str] = (),
@@ -118,7 +142,13 @@ class KbClient:
 
     def file_url(self, source: str, page: int | None = None) -> str:
         """Where a browser opens the source file (at ``page`` for PDFs)."""
-        return f"{self.base_url}/files?{urlencode({'source': source})}" + (f"#page={page}" if page else "")
+        params = {"source": source, **({"ft": self.file_token} if self.file_token else {})}
+        return f"{self.base_url}/files?{urlencode(params)}" + (f"#page={page}" if page else "")
+
+    def fetch_file(self, source: str) -> bytes:
+        """The source file's bytes, through this client's login (for a browser that cannot reach the
+        service itself)."""
+        return self._request("GET", "/files", params={"source": source}, raw=True)
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Document embeddings (bare, as stored chunks are) through the OpenAI-compatible endpoint."""
@@ -161,11 +191,13 @@ def serves_store(health: dict[str, Any], settings: Settings) -> bool:
 
 def find_service(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> KbClient | None:
     """A client of the service at ``service_url`` if one answers within ``timeout`` and serves this store."""
-    client = KbClient(settings.service_base_url)
+    client = KbClient(settings.service_base_url, token=settings.api_token)
     try:
         health = client.health(timeout=timeout)
     except ServiceError:
         return None
+    if isinstance(health, dict) and health.get("auth") and "data_dir" not in health:
+        return client  # it hides which store it serves from callers without a valid token: its 401 says why
     if not isinstance(health, dict) or not serves_store(health, settings):
         log.warning("the kb service at %s serves another store (%s); working in this process",
                     client.base_url, health.get("data_dir") if isinstance(health, dict) else "?")  # fmt: skip

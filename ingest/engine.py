@@ -43,7 +43,7 @@ def _llama():
     return llama_cpp
 
 
-def _quiet(level, text, user_data):  # noqa: ARG001 - llama.cpp log callback
+def _quiet(level, text, user_data):  # llama.cpp log callback
     return None
 
 

@@ -210,6 +210,10 @@ class KbService:
             raise InvalidRequest(f"not a folder: {path}")
         if root.resolve().is_relative_to(self.settings.data_dir.resolve()):
             raise InvalidRequest(f"{path} is inside kb's own data folder; upload files instead")
+        roots = [r.resolve() for r in self.settings.ingest_roots]
+        if roots and not any(root.resolve().is_relative_to(r) for r in roots):  # symlinks resolved first
+            raise Refused(f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS: "
+                          f"{', '.join(map(str, self.settings.ingest_roots))})")  # fmt: skip
         job = self.queue.submit("folder", str(root), origin, rebuild, exclude)
         self._wake.set()
         return job

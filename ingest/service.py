@@ -16,9 +16,15 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
   embedded as a *document*, bare, the way stored chunks are; a query wants ``/search``, which adds
   the query instruction.
 
-There is no authentication: it binds 127.0.0.1 by default, only loopback Host names are accepted on
-a loopback bind (DNS rebinding), and writes carrying another site's Origin are refused (a web page
-driving the browser). Anything else that reaches it can index and read what this user can read.
+It binds 127.0.0.1 by default, only loopback Host names are accepted on a loopback bind (DNS
+rebinding), and writes carrying another site's Origin are refused (a web page driving the browser).
+With team access on (``KB_AUTH``; on by default when it listens beyond localhost) every endpoint but
+``/health`` and ``POST /auth/login`` wants ``Authorization: Bearer <token>``: an API token (``kb token
+create``) or the session token a login returns (``POST /auth/login`` {username, password} → {token,
+file_token, user, role, expires}; ``POST /auth/logout``; ``GET /auth/me``). ``/files`` also takes
+``?ft=<file_token>``, so that a browser can open a link. Readers search and read; editors upload,
+delete and ingest folders under ``KB_INGEST_ROOTS``; admins also ingest any folder (when no roots are
+set) and rebuild (``auth.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .auth import Accounts, AuthError, Principal, Sessions, role_at_least
 from .download import ModelUnavailable
 from .embedder import InputTooLong
 from .jobs import ORIGINS
@@ -100,8 +107,49 @@ def _origin(body: dict[str, Any]) -> str:
     return origin
 
 
+def _principal(request: Request) -> Principal | None:
+    """Who is asking (None when team access is off)."""
+    return request.scope.get("kb_principal")
+
+
+def _require(request: Request, role: str, doing: str) -> None:
+    who = _principal(request)
+    if request.app.state.sessions is not None and (who is None or not role_at_least(who.role, role)):
+        raise ApiError(
+            403, f"{doing} needs the {role} role" + (f"; {who.name} is a {who.role}" if who else "")
+        )
+
+
 async def health(request: Request) -> Response:
-    return JSONResponse(_kb(request).health())
+    kb, sessions = _kb(request), request.app.state.sessions
+    if sessions is not None and _principal(request) is None:  # nothing about this machine to strangers
+        return JSONResponse({"ok": True, "auth": True})
+    return JSONResponse({**kb.health(), "auth": sessions is not None})
+
+
+async def login(request: Request) -> Response:
+    sessions: Sessions | None = request.app.state.sessions
+    if sessions is None:
+        raise ApiError(400, "team access is off (KB_AUTH): no login needed")
+    body = await _json(request)
+    name, password = _field(body, "username", str, ""), _field(body, "password", str, "")
+    try:
+        return JSONResponse(await run_in_threadpool(sessions.login, name, password))
+    except AuthError as err:
+        raise ApiError(401, str(err)) from None
+
+
+async def logout(request: Request) -> Response:
+    sessions: Sessions | None = request.app.state.sessions
+    token = _bearer(request.headers)
+    if sessions is not None and token:
+        sessions.logout(token)
+    return JSONResponse({"ok": True})
+
+
+async def whoami(request: Request) -> Response:
+    who = _principal(request)
+    return JSONResponse({"user": who.name, "role": who.role} if who else {"user": None, "role": "admin"})
 
 
 async def status(request: Request) -> Response:
@@ -128,7 +176,11 @@ async def submit_folder(request: Request) -> Response:
     path = _field(body, "path", str)
     if not path:
         raise ApiError(400, "path is required")
-    job = await run_in_threadpool(_kb(request).submit_folder, path, _field(body, "rebuild", bool, False),
+    rebuild = _field(body, "rebuild", bool, False)
+    roots = _kb(request).settings.ingest_roots
+    _require(request, "admin" if rebuild or not roots else "editor",
+             "a rebuild" if rebuild else "ingesting a server folder")  # fmt: skip
+    job = await run_in_threadpool(_kb(request).submit_folder, path, rebuild,
                                   _field(body, "exclude", list, []), _origin(body))  # fmt: skip
     return JSONResponse(job.as_dict(), status_code=202)
 
@@ -160,6 +212,7 @@ async def _too_large(request: Request, limit_mb: int) -> ApiError:
 
 async def submit_upload(request: Request) -> Response:
     kb = _kb(request)
+    _require(request, "editor", "uploading")
     limit_mb = kb.settings.upload_max_mb
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "send the files as multipart/form-data")
@@ -208,6 +261,7 @@ def _source(request: Request) -> str:
 async def documents(request: Request) -> Response:
     kb = _kb(request)
     if request.method == "DELETE":
+        _require(request, "editor", "deleting a document")
         return JSONResponse(await run_in_threadpool(kb.delete_document, _source(request)))
     return JSONResponse({"documents": await run_in_threadpool(kb.documents)})
 
@@ -278,8 +332,45 @@ class _NoCrossSiteWrites:
         await self.app(scope, receive, send)
 
 
+PUBLIC = {"/health", "/auth/login", "/auth/logout"}
+FILE_TOKEN_PATHS = {"/files"}
+
+
+def _bearer(headers: Headers) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _RequireLogin:
+    """Team access: nobody past this without a valid token (``PUBLIC`` paths aside); the principal
+    goes into the scope for the handlers' role checks."""
+
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        self.app, self.sessions = app, sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        token = _bearer(request.headers)
+        who = await run_in_threadpool(self.sessions.check, token) if token else None
+        if who is None and scope["path"] in FILE_TOKEN_PATHS and request.query_params.get("ft"):
+            who = self.sessions.check_file_token(request.query_params["ft"])
+        if who is None and scope["path"] not in PUBLIC:
+            message = "invalid or expired token: log in again" if token else "log in or send an API token"
+            response = JSONResponse({"error": message}, 401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope["kb_principal"] = who
+        await self.app(scope, receive, send)
+
+
 ROUTES = [
     Route("/health", health),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/me", whoami),
     Route("/status", status),
     Route("/search", search_endpoint, methods=["POST"]),
     Route("/jobs/folder", submit_folder, methods=["POST"]),
@@ -305,12 +396,34 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
         finally:
             await run_in_threadpool(kb.close)
 
+    sessions = sessions_for(settings)
     middleware = [Middleware(_NoCrossSiteWrites, hosts=LOOPBACK | {settings.service_host})]
+    if sessions is not None:
+        middleware.append(Middleware(_RequireLogin, sessions=sessions))
     ipv4_loopback = LOOPBACK - {"::1"}  # Starlette's host check cannot parse bracketed IPv6 hosts
     if settings.service_host in ipv4_loopback:  # DNS rebinding: only loopback names reach a loopback bind
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=sorted(ipv4_loopback)))
     handlers = {ApiError: _error, **{kind: _error for kind in STATUS_OF}}
-    return Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+    app.state.sessions = sessions
+    return app
 
 
-__all__ = ["ApiError", "create_app"]
+class NoAccounts(RuntimeError):
+    """Team access is on and nobody could log in."""
+
+
+def sessions_for(settings: Settings) -> Sessions | None:
+    """The login sessions when team access is on (NoAccounts when the accounts file is empty)."""
+    if not settings.auth_enabled:
+        return None
+    accounts = Accounts(settings.accounts_path)
+    if accounts.empty():
+        raise NoAccounts(
+            f"team access is on (KB_AUTH={settings.auth}, listening on {settings.service_host}) but "
+            f"{settings.accounts_path} has no accounts: add one with `kb user add NAME --role admin`"
+        )
+    return Sessions(accounts, settings.session_hours)
+
+
+__all__ = ["ApiError", "NoAccounts", "create_app", "sessions_for"]

@@ -5,11 +5,12 @@ Built at an entry point (CLI, service, app) and passed down; never read at impor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .loaders.base import LoadOptions
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 # a service bound to every address is reached on the loopback one
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 
 
@@ -40,6 +42,8 @@ class Settings(BaseSettings):
     # Qdrant: embedded engine under data_dir when no URL is set, else a server or cluster
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
+    # a CA bundle to verify a Qdrant server's TLS certificate (an https:// URL uses TLS)
+    qdrant_ca_cert: Path | None = None
     collection: str = "kb"
 
     # engine: tokens per context (longest input), tokens per decode, sequences per decode
@@ -85,6 +89,36 @@ class Settings(BaseSettings):
     service_url: str | None = None
     # largest upload request the service accepts (all files together)
     upload_max_mb: int = Field(default=200, ge=1)
+    # folders the service may ingest, separated by the OS path separator (empty: any folder, but
+    # only an admin may ask when team access is on)
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+
+    # team access: "auto" is on when the service listens beyond localhost; "on"; "off"
+    auth: Literal["auto", "on", "off"] = "auto"
+    # users (salted password hashes, roles) and API tokens; default DATA_DIR/accounts.json
+    accounts_file: Path | None = None
+    # how long a browser login lasts
+    session_hours: float = Field(default=12.0, gt=0)
+    # the API token the CLI sends to the service (`kb token create NAME`)
+    api_token: str | None = None
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(v) for v in value.split(os.pathsep) if v.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether the service demands a login or a token."""
+        if self.auth == "auto":
+            return self.service_host not in LOOPBACK_HOSTS
+        return self.auth == "on"
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.accounts_file or self.data_dir / "accounts.json"
 
     def load_options(self) -> LoadOptions:
         """What the parse workers need of these settings."""

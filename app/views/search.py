@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.client import ServiceError, client, connect, failed, settings
+from app.client import ServiceError, connect, failed, settings
 from app.render import (
     UPLOAD_SCOPE,
     card_title,
@@ -15,6 +15,7 @@ from app.render import (
     parse_exts,
     score_line,
 )
+from ingest.client import KbClient
 
 KINDS = ["pdf", "markdown", "code", "text"]
 DEFAULT_K = 10
@@ -23,9 +24,10 @@ NAMES_TTL_S = 30  # how long the uploads' original names are kept between search
 
 
 @st.cache_data(ttl=NAMES_TTL_S, show_spinner=False)
-def original_names(base_url: str) -> dict[str, str]:
+def original_names(base_url: str, token: str | None) -> dict[str, str]:
     """source → the name an upload had on the user's disk (hits carry only the stored name)."""
-    return {d["source"]: d["original_name"] for d in client(base_url).documents() if d.get("original_name")}
+    docs = KbClient(base_url, token=token).documents()
+    return {d["source"]: d["original_name"] for d in docs if d.get("original_name")}
 
 
 st.title("Search")
@@ -61,10 +63,10 @@ hits = result["hits"]
 names: dict[str, str] = {}
 if any(h["source"].startswith(UPLOAD_SCOPE) for h in hits):
     try:
-        names = original_names(c.base_url)
+        names = original_names(c.base_url, c.token)
         if any(h["source"].startswith(UPLOAD_SCOPE) and h["source"] not in names for h in hits):
             original_names.clear()  # uploaded since the names were read
-            names = original_names(c.base_url)
+            names = original_names(c.base_url, c.token)
     except ServiceError:
         pass  # the stored names will do
 timing = " · ".join(f"{name} {ms:.0f} ms" for name, ms in result.get("timings_ms", {}).items())
@@ -78,6 +80,9 @@ for hit in hits:
         st.markdown(card_title(hit, name, c.file_url(hit["source"], hit.get("page"))))
         about = (heading_trail(hit), hit["source"], hit.get("kind") or "", score_line(hit))
         st.caption(escape_md(" · ".join(x for x in about if x)))
+        st.download_button("Download", data=lambda source=hit["source"]: c.fetch_file(source), file_name=name,
+                           key=f"hit_download_{hit['rank']}", on_click="ignore", type="tertiary",
+                           icon=":material/download:")  # fmt: skip
         short, whole = highlight(hit["text"], query), highlight(hit["text"], query, limit=None)
         st.markdown(short)
         if short != whole:

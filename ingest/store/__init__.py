@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.settings import Settings
@@ -36,13 +37,14 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def connect(url: str, api_key: str | None) -> QdrantClient:
+def connect(url: str, api_key: str | None, ca_cert: Path | None = None) -> QdrantClient:
     """A client for a Qdrant server, checked to answer; StoreError naming the URL if not."""
     from qdrant_client import QdrantClient
     from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
     # the version check runs in a background thread and can only warn; the probe below reports instead
-    client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+    tls = {"verify": str(ca_cert)} if ca_cert else {}  # passed on to the HTTP client
+    client = QdrantClient(url=url, api_key=api_key, check_compatibility=False, **tls)
     try:
         client.get_collections()
     except UnexpectedResponse as exc:
@@ -63,5 +65,5 @@ def make_store(settings: Settings) -> Store:
     if settings.qdrant_url:
         from ingest.store.server import ServerStore
 
-        return ServerStore(connect(settings.qdrant_url, settings.qdrant_api_key), settings.collection)
+        return ServerStore(connect(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_ca_cert), settings.collection)
     return EdgeStore(settings.store_dir / settings.collection, settings.collection)
