@@ -40,9 +40,13 @@ $(VENV)/.kb-test-installed: $(VENV)/.kb-installed pyproject.toml
 
 install-test: $(VENV)/.kb-test-installed system-test-deps  ## + the test group (reference implementations, test-model builders)
 
+# the app on a LAN address turns team access on in the service (unless KB_AUTH says otherwise)
+LAN_AUTH = $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),,KB_AUTH=$${KB_AUTH:-on})
+
 run: install  ## fetch the default model if missing, then start `kb serve` and the app on the embedded store
 	$(BIN)/kb model pull --if-missing
-	$(BIN)/kb serve & serve=$$!; trap 'kill $$serve 2>/dev/null' EXIT INT TERM; \
+	$(LAN_AUTH) $(BIN)/kb serve & serve=$$!; trap 'kill $$serve 2>/dev/null' EXIT INT TERM; \
+	sleep 1; kill -0 $$serve 2>/dev/null || exit 1; \
 	$(BIN)/streamlit run app/Home.py --server.address $(HOST) --server.port $(PORT) \
 		--browser.gatherUsageStats false --server.headless true --client.toolbarMode minimal
 

@@ -35,6 +35,13 @@ def can(needed: str) -> bool:
     return role_at_least(role(), needed)
 
 
+def exposed() -> bool:
+    """Whether this app listens on more than the loopback interface."""
+    from ingest.settings import LOOPBACK_HOSTS
+
+    return (st.get_option("server.address") or "0.0.0.0") not in LOOPBACK_HOSTS  # unset: every interface
+
+
 def _login_form(c: KbClient) -> None:
     st.title("Sign in")
     st.caption("This knowledge base is shared: sign in with the account your admin made (`kb user add`).")
@@ -76,6 +83,11 @@ def connect() -> KbClient | None:
         st.error(
             f"The kb service is not reachable at {escape_md(url)}. {START_HINT}", icon=":material/cloud_off:"
         )
+        return None
+    if not health.get("auth") and exposed():
+        st.error("This app listens beyond localhost but the kb service has team access off, so anyone on "
+                 "the network could read and change the knowledge base. Start the service with KB_AUTH=on "
+                 "(`make run HOST=…` does) and add accounts with `kb user add`.", icon=":material/lock_open:")  # fmt: skip
         return None
     if health.get("auth") and "data_dir" not in health:  # team access on, and this session not signed in
         st.session_state.pop(LOGIN_KEY, None)

@@ -137,7 +137,9 @@ def guarded(qwen3_gguf, tmp_path_factory):
 
 def _login(service: Service, name: str) -> KbClient:
     answer = service.client.login(name, PASSWORD)
-    return KbClient(service.client.base_url, timeout=30, token=answer["token"], file_token=answer["file_token"])
+    return KbClient(
+        service.client.base_url, timeout=30, token=answer["token"], file_token=answer["file_token"]
+    )
 
 
 def test_every_route_wants_a_login(guarded):
@@ -239,7 +241,9 @@ def test_user_and_token_commands_edit_the_accounts_file(tmp_path):
         return subprocess.run([sys.executable, "-m", "ingest.cli", *args], input=stdin, env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
 
-    assert kb("user", "add", "ada", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    assert (
+        kb("user", "add", "ada", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    )
     assert kb("user", "add", "ada", "--password-stdin", stdin=PASSWORD + "\n").returncode == 1
     assert kb("user", "add", "bo", "--password-stdin", stdin="short\n").returncode == 1
     token = kb("token", "create", "ci", "--role", "reader").stdout.strip()
@@ -298,3 +302,23 @@ def test_service_refuses_a_lan_bind_without_team_access_loudly(qwen3_gguf, tmp_p
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "team access off" in err
+
+
+def test_app_on_a_lan_address_refuses_a_service_without_team_access(qwen3_gguf, tmp_path, monkeypatch):
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    service = Service(qwen3_gguf, tmp_path).start()
+    before = config.get_option("server.address")
+    try:
+        monkeypatch.setenv("KB_SERVICE_URL", service.client.base_url)
+        config.set_option("server.address", "0.0.0.0")
+        at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=60).run()
+        assert any("team access off" in e.value for e in at.error)
+        assert not at.text_input  # nothing to search with, nothing to upload
+        config.set_option("server.address", "127.0.0.1")
+        at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=60).run()
+        assert not at.error and at.text_input(key="search_query")
+    finally:
+        config.set_option("server.address", before)
+        service.stop()
