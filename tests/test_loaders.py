@@ -410,6 +410,23 @@ def test_unreadable_reason_agrees_with_assess():
     assert unreadable_reason("\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11\x12") == REASON_CJK_IDENTITY
 
 
+def test_the_quick_readable_proof_never_hides_a_verdict():
+    """unreadable_reason's shortcut (ASCII letters, harmless punctuation, a few Latin letters) must
+    return what the full measurement returns, on texts drawn near every threshold."""
+    import random
+
+    rng = random.Random(7)
+    pools = ["abcdefghij KLMNOP ", "“”‘’—–…•€™ ", "éèàçöüßñÉÀ", "ÏòÁ¿Êý¾Ýâ", "ĖҐȍôϹΛϊԹ", "\ue000\ue001",
+             "\x01\x02\ufffd", "中文数据库 "]  # fmt: skip
+    shortcut = 0
+    for _ in range(3000):
+        weights = [rng.random() ** 3 for _ in pools]
+        text = "".join(rng.choice(rng.choices(pools, weights)[0]) for _ in range(rng.randint(0, 300)))
+        assert unreadable_reason(text) == assess(text).reason, repr(text)
+        shortcut += assess(text).reason is None
+    assert shortcut > 300  # the draw reaches both verdicts
+
+
 def test_too_little_text_is_never_judged():
     assert unreadable_reason("ÏòÁ¿Êý") is None  # 6 characters: no evidence either way
     assert unreadable_reason("") is None

@@ -208,8 +208,41 @@ def assess(text: str) -> TextQuality:
     return TextQuality(n, junk_share, private_share, latin1_share, word_share, switch_share, reason)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_NON_LETTER_BYTES = bytes(b for b in range(128) if not chr(b).isalpha())
+_SAFE_KINDS = frozenset({"space", "mark", "other"})
+_safety: dict[str, int] = {}  # 0: counts against nothing; 1: a Latin letter; 2: anything else
+
+
+def _safety_of(ch: str) -> int:
+    known = _safety.get(ch)
+    if known is None:
+        kind = _kind(ch)
+        known = (
+            0 if kind in _SAFE_KINDS else 1 if kind in ("letter", "latin1") and _script(ch) == "LATIN" else 2
+        )
+        if len(_safety) < _MAX_TABLE:
+            _safety[ch] = known
+    return known
+
+
+def _surely_readable(text: str) -> bool:
+    """A cheap proof that no signal can fire: no junk, no private use, every letter Latin (so no
+    script switch), and too few non-ASCII characters for the Latin-1 share, whatever they are."""
+    if _ASCII_JUNK.search(text) is not None:
+        return False
+    if text.isascii():
+        return True
+    runs = _NON_ASCII.findall(text)
+    worst = max(map(_safety_of, set("".join(runs))))
+    if worst == 0:  # curly quotes, dashes, symbols: ASCII letters only
+        return True
+    if worst == 2:
+        return False
+    ascii_letters = len(text.encode("ascii", "ignore").translate(None, _NON_LETTER_BYTES))
+    return sum(map(len, runs)) < MAX_LATIN1_LETTER_SHARE * ascii_letters
+
+
 def unreadable_reason(text: str) -> str | None:
     """Why ``text`` is garbage, or None when it is readable (or too short to judge)."""
-    if text.isascii() and _ASCII_JUNK.search(text) is None:  # no signal can fire: skip measuring
-        return None
-    return assess(text).reason
+    return None if _surely_readable(text) else assess(text).reason
