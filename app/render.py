@@ -13,6 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ingest.evaluate import LABELS, LATENCY, QUALITY
+from ingest.pagesources import page_ranges
+
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes all)
 _LEADING_WS = re.compile(r"^[ \t]+", re.MULTILINE)
 NBSP = "\u00a0"
@@ -34,6 +37,9 @@ MIN_TERM = 2  # Latin terms shorter than this are not marked
 WORD_PREFIX_MIN = 4  # a Latin term this long also marks the words it begins ("embed" → "embeddings")
 HIGHLIGHT = ":orange-background[{}]"
 OCR_BADGE = ":violet-badge[OCR]"  # the passage's text was recognised from the page image
+# a PDF's page sources in the document table: column → key of the service's ``pages`` record
+PAGE_COLUMNS = {"pages": "pages", "text layer": "text", "fallback": "fallback", "OCR": "ocr",
+                "unreadable": "unreadable"}  # fmt: skip
 PASSAGE_CHARS = 700  # of a passage shown in a card; the rest is one click away
 PASSAGE_LINES = 10
 LINES_BEFORE_MATCH = 2  # lines kept above the first match when a passage is cut by lines
@@ -276,15 +282,50 @@ def human_bytes(n: int) -> str:
 
 
 def document_rows(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The document table: name as the user knows it, where it is, kind, chunks, how it came."""
+    """The document table: name as the user knows it, where it is, kind, chunks, how it came, and for
+    a PDF where its pages got their text (PAGE_COLUMNS; None, a blank cell, for other files)."""
     return [
         {
             "name": display_name(d["source"], d.get("original_name")),
             "source": d["source"],
             "kind": d.get("kind") or "",
             "chunks": d.get("chunks", 0),
+            **page_cells(d.get("pages")),
             "from": d.get("origin", ""),
             "complete": bool(d.get("complete", True)),
         }
         for d in docs
     ]
+
+
+def page_cells(pages: dict[str, Any] | None) -> dict[str, Any]:
+    """A document's page sources as table cells: counts, and the unreadable pages as ``3, 5-7``."""
+    if not pages:
+        return dict.fromkeys(PAGE_COLUMNS)
+    cells = {column: pages.get(key) or 0 for column, key in PAGE_COLUMNS.items()}
+    return {**cells, "unreadable": page_ranges(pages.get("unreadable") or ())}
+
+
+# --- evaluation and status -----------------------------------------------------------------------
+EVAL_COLUMNS = {m: LABELS[m] for m in (*QUALITY, *LATENCY)}  # report metric → column
+
+
+def eval_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics table of a `kb eval` report (its JSON): one row per configuration."""
+    rows = []
+    for result in report.get("results") or ():
+        metrics = result.get("metrics") or {}
+        row = {"config": str((result.get("config") or {}).get("name", "?"))}
+        rows.append(row | {label: metrics.get(key) for key, label in EVAL_COLUMNS.items()})
+    return rows
+
+
+def vram_label(status: dict[str, Any]) -> str:
+    """``1,234 of 81,559 MB (this service 1,100 MB)``, ``n/a (CPU)``, or ``n/a`` when a GPU's figures
+    could not be read."""
+    vram = status.get("vram")
+    if not vram:
+        return "n/a (CPU)" if status.get("device") != "GPU" else "n/a"
+    label = f"{vram['used_mb']:,} of {vram['total_mb']:,} MB"
+    mine = vram.get("this_process_mb")
+    return label + (f" (this service {mine:,} MB)" if mine is not None else "")

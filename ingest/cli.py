@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .pagesources import PageSources
 from .settings import Settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -87,6 +88,10 @@ def _print_report(report: dict, as_json: bool) -> None:
           f"unchanged {len(report['unchanged'])}, removed {len(report['removed'])}, "
           f"skipped {len(report['skipped'])} — {report['chunks']} chunks, "
           f"{report['tokens']} tokens in {report['seconds']:.1f} s")  # fmt: skip
+    for source, counts in (report.get("pages") or {}).items():  # PDFs whose pages needed more than pypdf
+        pages = PageSources.from_dict(counts)
+        if pages.needed_help:
+            print(f"  {source}: {pages.summary()}")
     for s in report["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
     for w in report["warnings"]:

@@ -150,6 +150,15 @@ class KbClient:
         service itself)."""
         return self._request("GET", "/files", params={"source": source}, raw=True)
 
+    def eval_reports(self, name: str | None = None) -> dict[str, Any]:
+        """``{"reports": [{name, title, time, json, md, png}…] newest first, "report": {name, data (its
+        JSON), markdown, png} or None}``: the report ``name`` inline, the newest by default."""
+        return self._request("GET", "/eval/reports", params={"name": name} if name else None)
+
+    def eval_chart(self, name: str) -> bytes:
+        """A report's chart (PNG bytes)."""
+        return self._request("GET", f"/eval/reports/{quote(name, safe='')}/chart", raw=True)
+
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Document embeddings (bare, as stored chunks are) through the OpenAI-compatible endpoint."""
         answer = self._request("POST", "/v1/embeddings",

@@ -65,13 +65,18 @@ def pull(entry: ModelEntry, models_dir: Path) -> Path:
     got = sha256_file(got_path)
     if want and got != want:
         got_path.unlink(missing_ok=True)
-        raise ModelUnavailable(f"{entry.filename}: checksum mismatch (got {got}, expected {want}); removed it")
+        raise ModelUnavailable(
+            f"{entry.filename}: checksum mismatch (got {got}, expected {want}); removed it"
+        )
     checksum_file(got_path).write_text(f"{got}  {entry.filename}\n")
     return got_path
 
 
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if any(w in text.lower() for w in ("resolve", "name or service", "connect", "offline", "network", "timed out", "max retries")):
+    if any(
+        w in text.lower()
+        for w in ("resolve", "name or service", "connect", "offline", "network", "timed out", "max retries")
+    ):
         return "no network connection to the model hub"
     return text[:200]

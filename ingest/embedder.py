@@ -76,7 +76,9 @@ class Embedder:
         doc_cfg = ContextConfig(self.max_tokens, max(self.max_tokens, config.n_batch) if model.causal
                                 else self.pack_tokens, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
         q_tokens = min(self.max_tokens, QUERY_CONTEXT_TOKENS)
-        q_cfg = ContextConfig(q_tokens, q_tokens, min(config.n_ubatch, q_tokens), 4, config.n_threads, pooling)
+        q_cfg = ContextConfig(
+            q_tokens, q_tokens, min(config.n_ubatch, q_tokens), 4, config.n_threads, pooling
+        )
         self._doc_contexts = [model.context(doc_cfg) for _ in range(max(1, config.n_contexts))]
         self._query_context = model.context(q_cfg)
         self._pool = ThreadPoolExecutor(len(self._doc_contexts), thread_name_prefix="embed")
@@ -102,7 +104,9 @@ class Embedder:
     def _check(self, seqs: list[list[int]]) -> None:
         for i, seq in enumerate(seqs):
             if len(seq) > self.max_tokens:
-                raise InputTooLong(f"text {i} has {len(seq)} tokens; the model's context is {self.max_tokens}")
+                raise InputTooLong(
+                    f"text {i} has {len(seq)} tokens; the model's context is {self.max_tokens}"
+                )
 
     def _run(self, seqs: list[list[int]]) -> np.ndarray:
         with self._free_cv:

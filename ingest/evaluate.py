@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -44,6 +45,8 @@ LATENCY = ("p50_ms", "p99_ms")
 LABELS = {"top1": "Top-1", "top3": "Top-3", "top5": "Top-5", "recall10": "R@10", "mrr10": "MRR@10",
           "ndcg10": "nDCG@10", "p50_ms": "P50 ms", "p99_ms": "P99 ms"}  # fmt: skip
 REPORT_DIR = Path("eval") / "reports"  # under the data dir: reports, and the temporary indexes of a run
+STAMP_FORMAT = "%Y%m%d-%H%M%S"  # a report's files are <name>-<stamp>.json/.md/.png
+REPORT_STEM = re.compile(r"(?P<report>.+)-(?P<stamp>\d{8}-\d{6})")
 EVAL_COLLECTION = "eval"
 QUERY_FIELDS = {"query", "relevant", "lang", "category"}
 REFERENCE_FIELDS = {"source", "page", "lines", "snippet"}
@@ -558,7 +561,7 @@ def _render_png_pillow(results: Sequence[ConfigResult], path: Path) -> Path:
 def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     """``<name>-<time>.json``, ``.md`` and ``.png`` under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"{report.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    stem = out_dir / f"{report.name}-{datetime.now().strftime(STAMP_FORMAT)}"
     paths = {
         "json": stem.with_suffix(".json"),
         "md": stem.with_suffix(".md"),
@@ -568,6 +571,46 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     paths["md"].write_text(render_markdown(report), encoding="utf-8")
     render_png(report.results, paths["png"])
     return paths
+
+
+def report_file(out_dir: Path, name: str, suffix: str) -> Path:
+    """``<name><suffix>`` of the report folder: ValueError for a name that is not a bare report name
+    (a path, ``..``, hidden), FileNotFoundError when no such file is directly inside the folder."""
+    if not name or name.startswith(".") or ".." in name or any(c in name for c in "/\\\0"):
+        raise ValueError(f"not a report name: {name!r}")
+    root = out_dir.resolve()
+    path = (root / f"{name}{suffix}").resolve()
+    if path.parent != root or not path.is_file():  # a link to elsewhere counts as missing
+        raise FileNotFoundError(f"no report {name!r}")
+    return path
+
+
+def list_reports(out_dir: Path) -> list[dict[str, Any]]:
+    """The reports ``write_report`` left in ``out_dir``, newest first: ``{name (the file stem: the
+    report's id), title (the report's name), time, json, md, png}`` (the files' paths; ``md``/``png``
+    None when missing)."""
+    found = []
+    for path in out_dir.glob("*.json") if out_dir.is_dir() else ():
+        try:
+            report_file(out_dir, path.stem, ".json")
+        except (ValueError, FileNotFoundError):  # hidden, or not a file of this folder: never served
+            continue
+        title, when = _stem_parts(path)
+        md, png = path.with_suffix(".md"), path.with_suffix(".png")
+        found.append({"name": path.stem, "title": title, "time": when.isoformat(), "json": str(path),
+                      "md": str(md) if md.is_file() else None,
+                      "png": str(png) if png.is_file() else None})  # fmt: skip
+    return sorted(found, key=lambda r: (r["time"], r["name"]), reverse=True)
+
+
+def _stem_parts(path: Path) -> tuple[str, datetime]:
+    """The report name and time a file name carries (its modification time if it carries none)."""
+    if match := REPORT_STEM.fullmatch(path.stem):
+        try:
+            return match["report"], datetime.strptime(match["stamp"], STAMP_FORMAT)
+        except ValueError:
+            pass
+    return path.stem, datetime.fromtimestamp(path.stat().st_mtime)
 
 
 # --- `kb eval` -----------------------------------------------------------------------------------

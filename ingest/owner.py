@@ -17,6 +17,7 @@ leave alone (``pipeline.owns``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -30,6 +31,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .embedder import make_embedder
+from .evaluate import REPORT_DIR, list_reports, report_file
+from .gpuinfo import query_vram
 from .jobs import Job, JobQueue, Upload
 from .loaders import kind_for
 from .pipeline import ChunkSettings, Progress, ingest_folder
@@ -277,6 +280,8 @@ class KbService:
 
     # --- documents and files ----------------------------------------------------------------------
     def documents(self) -> list[dict[str, Any]]:
+        """Every indexed file; ``pages`` says where a PDF's pages got their text (as the ingest report
+        does: ``{"pages", "text", "fallback", "ocr", "unreadable"}``), None for other files."""
         uploads = self.queue.uploads()
         out = []
         for source, st in sorted(self.store.file_states().items()):
@@ -284,7 +289,8 @@ class KbService:
             out.append({"source": source, "kind": kind_for(PurePosixPath(source)), "chunks": st.n_chunks,
                         "points": st.n_points, "complete": st.complete, "file_hash": st.file_hash,
                         "origin": "upload" if source.startswith(UPLOAD_SCOPE) else "folder",
-                        "original_name": up.original_name if up else None})  # fmt: skip
+                        "original_name": up.original_name if up else None,
+                        "pages": st.pages.as_dict() if st.pages else None})  # fmt: skip
         return out
 
     def delete_document(self, source: str) -> dict[str, Any]:
@@ -332,6 +338,42 @@ class KbService:
             raise NotFound(f"{source!r} is no longer on disk")
         return path, "".join(ch for ch in name if ch.isprintable()) or path.name
 
+    # --- evaluation reports (`kb eval`) -----------------------------------------------------------
+    def eval_reports(self) -> list[dict[str, Any]]:
+        """The reports under ``data_dir/eval/reports``, newest first (``evaluate.list_reports``)."""
+        return list_reports(self.settings.data_dir / REPORT_DIR)
+
+    def _report_file(self, name: str, suffix: str) -> Path:
+        try:
+            return report_file(self.settings.data_dir / REPORT_DIR, name, suffix)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+        except FileNotFoundError as err:
+            raise NotFound(str(err)) from None
+
+    def eval_report(self, name: str) -> dict[str, Any]:
+        """One report by its name (a file stem of the list): ``{name, data (its JSON), markdown (the .md
+        text, None if missing), png (its path, None if missing)}``; only files directly inside the
+        report folder are read."""
+        path = self._report_file(name, ".json")
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise NotFound(f"report {name!r} cannot be read: {err}") from None
+        try:
+            markdown: str | None = self._report_file(name, ".md").read_text(encoding="utf-8")
+        except (NotFound, OSError, ValueError):
+            markdown = None
+        try:
+            png: Path | None = self._report_file(name, ".png")
+        except NotFound:
+            png = None
+        return {"name": name, "data": report, "markdown": markdown, "png": png}
+
+    def eval_chart(self, name: str) -> Path:
+        """The chart of a report (NotFound if it has none)."""
+        return self._report_file(name, ".png")
+
     # --- status -----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         s = self.settings
@@ -341,11 +383,13 @@ class KbService:
     def status(self) -> dict[str, Any]:
         info = self.embedder.info()
         last = self.queue.last_done()
+        vram = query_vram() if info["device"] == "GPU" else None  # None on a CPU or when nvidia-smi fails
         return {
             **self.health(), "model": self.settings.embed_model, "model_path": info["model"],
             "device": info["device"], "dim": info["dim"], "native_dim": info["native_dim"],
             "contexts": info["contexts"], "max_tokens": info["max_tokens"],
             "model_load_s": round(self.load_seconds, 3), "patched_engine": info["patched_engine"],
+            "vram": vram,
             "points": self.store.count(), "reranker_loaded": self._reranker is not None,
             "jobs": self.queue.counts(), "last_ingest": None if last is None else {
                 "job": last.id, "path": last.path, "kind": last.kind, "finished": last.as_dict()["updated"],

@@ -39,6 +39,7 @@ from pathlib import Path
 from .chunking import chunk_document
 from .discover import discover
 from .loaders import Document, LoadError, LoadOptions
+from .pagesources import PageSources
 from .parsepool import ParseLimits, ParsePool
 from .records import Chunk, point_id, sha256_text
 from .sparse import sparse_vector
@@ -69,12 +70,15 @@ class Progress:
 
 @dataclass
 class IngestReport:
+    """What a run did; ``pages``: where the pages of each PDF indexed or updated got their text."""
+
     indexed: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    pages: dict[str, PageSources] = field(default_factory=dict)
     chunks: int = 0
     tokens: int = 0
     seconds: float = 0.0
@@ -84,6 +88,7 @@ class IngestReport:
             "indexed": self.indexed, "updated": self.updated, "unchanged": self.unchanged,
             "removed": self.removed, "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "warnings": [{"path": p, "message": m} for p, m in self.warnings],
+            "pages": {source: pages.as_dict() for source, pages in self.pages.items()},
             "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 3),
         }  # fmt: skip
 
@@ -298,6 +303,8 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
             if not chunks:
                 _skip(report, store, states, rel, "no text to index")
                 continue
+            if (pages := PageSources.from_meta(result.meta)) is not None:
+                report.pages[rel] = pages
             writer.add(rel, digest, outcome, chunks)
     writer.flush()  # the last batch; flushes the store even when nothing was left to write
     report.seconds = time.monotonic() - started

@@ -49,7 +49,9 @@ def recipe_for_gguf(arch: str, pooling: str | None) -> Recipe:
     """Recipe for a GGUF given by path: Qwen3 by architecture, otherwise bare with the file's pooling."""
     if arch == "qwen3":
         return QWEN3
-    return {POOL_MEAN: MEAN_BARE, POOL_CLS: CLS_BARE, POOL_LAST: LAST_BARE}.get(pooling or POOL_MEAN, MEAN_BARE)
+    return {POOL_MEAN: MEAN_BARE, POOL_CLS: CLS_BARE, POOL_LAST: LAST_BARE}.get(
+        pooling or POOL_MEAN, MEAN_BARE
+    )
 
 
 def ensure_end_token(tokens: list[int], end_id: int | None, tokenizer_appends: bool) -> list[int]:

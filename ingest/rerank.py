@@ -71,7 +71,9 @@ class Reranker:
         windows = [body[i : i + room] for i in range(0, max(1, len(body) - WINDOW_OVERLAP), step)]
         return [self.prefix + head + w + self.suffix for w in windows], True
 
-    def score(self, query: str, documents: list[str], instruction: str = DEFAULT_INSTRUCTION) -> list[RerankScore]:
+    def score(
+        self, query: str, documents: list[str], instruction: str = DEFAULT_INSTRUCTION
+    ) -> list[RerankScore]:
         out = []
         for doc in documents:
             seqs, windowed = self._sequences(query, doc, instruction)

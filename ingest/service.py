@@ -12,6 +12,8 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
   ``GET /jobs/{id}`` (state queued|running|done|failed, progress, report, error, origin, times)
 - ``GET /documents``, ``DELETE /documents?source=``, ``GET /files?source=`` (the file itself, from
   the uploads or the last ingested folder, never from outside them)
+- ``GET /eval/reports[?name=]`` (the `kb eval` reports, newest first, with one report's JSON),
+  ``GET /eval/reports/{name}/chart`` (its PNG)
 - ``POST /v1/embeddings`` (OpenAI-compatible, float or base64, optional dimensions): every input is
   embedded as a *document*, bare, the way stored chunks are; a query wants ``/search``, which adds
   the query instruction.
@@ -273,6 +275,22 @@ async def files(request: Request) -> Response:
                         filename=name, content_disposition_type="inline", headers=FILE_HEADERS)  # fmt: skip
 
 
+async def eval_reports(request: Request) -> Response:
+    """The `kb eval` reports, newest first, and one of them inline (``?name=``; default the newest)."""
+    kb = _kb(request)
+    reports = await run_in_threadpool(kb.eval_reports)
+    name = request.query_params.get("name") or (reports[0]["name"] if reports else None)
+    report = await run_in_threadpool(kb.eval_report, name) if name else None
+    if report is not None:  # the chart itself: /eval/reports/{name}/chart
+        report = {**report, "png": report["png"] and str(report["png"])}
+    return JSONResponse({"reports": reports, "report": report})
+
+
+async def eval_chart(request: Request) -> Response:
+    path = await run_in_threadpool(_kb(request).eval_chart, request.path_params["name"])
+    return FileResponse(path, media_type="image/png", headers=FILE_HEADERS)
+
+
 async def openai_embeddings(request: Request) -> Response:
     kb = _kb(request)
     body = await _json(request)
@@ -379,6 +397,8 @@ ROUTES = [
     Route("/jobs/{job_id}", get_job),
     Route("/documents", documents, methods=["GET", "DELETE"]),
     Route("/files", files),
+    Route("/eval/reports", eval_reports),
+    Route("/eval/reports/{name}/chart", eval_chart),
     Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
 ]
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import modelgen  # noqa: E402
+import modelgen
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
 from qwen_vocab import QWEN3_USER_DEFINED, QwenVocab, cache_dir, load_qwen3_vocab
 
 GENERATOR_VERSION = 2

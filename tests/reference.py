@@ -63,7 +63,10 @@ def reference_rerank(model, tokenizer, pairs: list[tuple[str, str]], instruction
     token_false_id = tokenizer.token_to_id("no")
     scores = []
     for query, doc in pairs:
-        ids = prefix + tokenizer.encode(format_instruction(instruction, query, doc), add_special_tokens=False).ids
+        ids = (
+            prefix
+            + tokenizer.encode(format_instruction(instruction, query, doc), add_special_tokens=False).ids
+        )
         ids += suffix
         with torch.no_grad():
             batch_scores = model(input_ids=torch.tensor([ids])).logits[:, -1, :]

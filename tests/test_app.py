@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from evalreports import backdate, write_sample
 
 from app.render import (
     HIGHLIGHT,
@@ -29,8 +30,10 @@ from app.render import (
     report_summary,
     score_line,
     upload_rows,
+    vram_label,
 )
 from ingest.client import KbClient, ServiceError
+from ingest.evaluate import REPORT_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ("<script>alert(1)</script> [click](javascript:alert(1)) <img src=x onerror=alert(1)> "
@@ -306,9 +309,34 @@ def test_status_page_shows_model_device_dim_size_and_last_ingest(served):
     assert int(metrics["Chunks stored"].replace(",", "")) == status["points"] > 0
     assert metrics["Model load"].endswith(" s")
     assert "indexed" in text_of(at.success)
+    if status["device"] == "CPU":  # on a GPU the figures come from nvidia-smi (test_gpuinfo.py)
+        assert metrics["VRAM"] == "n/a (CPU)" and status["vram"] is None
+    else:
+        assert metrics["VRAM"] == vram_label(status)
 
 
-@pytest.mark.parametrize("page", ["search", "library", "status"])
+def test_evaluation_page_explains_how_to_make_a_report_then_shows_it(served):
+    out = Path(served.status()["data_dir"]) / REPORT_DIR
+    assert not out.exists() or not any(out.glob("*.json")), "no test writes a report before this one"
+    at = on_page("evaluation")
+    assert "make eval" in text_of(at.info) and "kb eval data/eval/traps.jsonl" in text_of(at.info)
+    assert not at.dataframe
+    old = backdate(out, write_sample(out, "older", ("small", "large")))
+    new = write_sample(out, "traps")
+    at = on_page("evaluation")
+    assert not at.info and at.selectbox(key="eval_report").value == new
+    table = at.dataframe[0].value
+    assert list(table["config"]) == ["dense", "hybrid"] and list(table["nDCG@10"]) == [0.5, 0.75]
+    assert {"Top-1", "Top-3", "Top-5", "R@10", "MRR@10", "P50 ms", "P99 ms"} <= set(table.columns)
+    assert len(at.image) == 1 and "latency" in at.image[0].captions[0]
+    assert "| dense | 0.500 |" in at.code[0].value  # the Markdown report, as the file has it
+    assert "<b>traps</b>" in text_of(at.warning) and "<b>" not in " ".join(w.value for w in at.warning)
+    at.selectbox(key="eval_report").select(old).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["config"]) == ["small", "large"]
+
+
+@pytest.mark.parametrize("page", ["search", "library", "evaluation", "status"])
 def test_unreachable_service_is_explained(page, monkeypatch):
     monkeypatch.setenv("KB_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
     at = on_page(page)

@@ -14,6 +14,7 @@ import pickle
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +23,21 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 
+from app.render import document_rows
 from ingest.chunking import chunk_document
+from ingest.cli import _print_report
 from ingest.loaders import LoadError, LoadOptions, load
 from ingest.loaders.ocr import Box, OcrError, reading_order, render_scale, shared_engine
 from ingest.loaders.pdf import NOT_EMBEDDED, OCR_NO_TEXT, OCR_OFF
 from ingest.loaders.pdf_fallback import extract_pages
 from ingest.loaders.textquality import unreadable_reason
+from ingest.owner import KbService
+from ingest.pagesources import PageSources, page_ranges
 from ingest.parse import parse
 from ingest.settings import Settings
 
 SCAN_DPI = 150
+JOB_TIMEOUT_S = 300  # an ingest that OCRs a page: the helper's start and one page, on a slow machine
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"
 CJK_FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -373,6 +379,80 @@ def test_chinese_scan_and_chinese_glyph_ids_are_read_by_ocr(mixed, mixed_doc):
     by_page = {s.page: s.text for s in mixed_doc.sections}
     assert SCAN_CJK_CANARY in by_page[mixed.canaries[SCAN_CJK_CANARY]]
     assert GLYPH_CJK_CANARY in by_page[mixed.canaries[GLYPH_CJK_CANARY]]
+
+
+# ----------------------------------------------------------------------------------------------
+# the ingest report, the document list and the CLI summary: one folder ingested by the service
+
+
+@dataclass
+class Library:
+    sources: dict[int, str | None]  # scans.pdf: page -> "text" | "fallback" | "ocr" | None
+    report: dict  # the finished job's report, as the service keeps it (JSON)
+    documents: dict[str, dict]  # source -> the service's document record
+
+
+@pytest.fixture(scope="module")
+def library(qwen3_settings, tmp_path_factory) -> Library:
+    """scans.pdf (a page from each source, one unreadable), plain.pdf (a text layer only), notes.md."""
+    folder = tmp_path_factory.mktemp("library")
+    parts = [
+        (_text_page([f"The canary is {TEXT_CANARY}."]), "text"),
+        (_scanned_page([f"Canary {SCAN_CANARY}."], _latin_font()), "ocr"),
+        (_unembedded_glyph_id_page(), None),
+        (_predefined_cmap_page(BIG5_TEXT, b"B5pc-H", b"CNS1", "big5"), "fallback"),
+    ]
+    _join([page for page, _ in parts], folder / "scans.pdf")
+    (folder / "plain.pdf").write_bytes(_text_page(["Nothing but a good text layer."]))
+    (folder / "notes.md").write_text("# Notes\n\nNo pages at all.\n", encoding="utf-8")
+    data_dir = tmp_path_factory.mktemp("library-data")
+    kb = KbService(qwen3_settings.model_copy(update={"data_dir": data_dir, "parse_workers": 1}))
+    try:
+        kb.start()
+        job = kb.submit_folder(str(folder), rebuild=False, exclude=[], origin="api")
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (done := kb.queue.get(job.id)) is not None and done.state not in ("done", "failed"):
+            assert time.monotonic() < deadline, f"job still {done.state}"
+            time.sleep(0.2)
+        assert done is not None and done.state == "done", done and done.error
+        assert done.report is not None
+        documents = {d["source"]: d for d in kb.documents()}
+    finally:
+        kb.close()
+    return Library({n: source for n, (_, source) in enumerate(parts, 1)}, done.report, documents)
+
+
+def test_report_says_per_pdf_where_its_pages_came_from(library):
+    assert sorted(library.report["indexed"]) == ["notes.md", "plain.pdf", "scans.pdf"]
+    assert library.report["pages"] == {
+        "scans.pdf": {"pages": 4, "text": 1, "fallback": 1, "ocr": 1, "unreadable": [3]},
+        "plain.pdf": {"pages": 1, "text": 1, "fallback": 0, "ocr": 0, "unreadable": []},
+    }
+    counts = PageSources.from_dict(library.report["pages"]["scans.pdf"])
+    assert counts.text == len(_pages(library.sources, "text"))
+    assert counts.fallback == len(_pages(library.sources, "fallback"))
+    assert counts.ocr == len(_pages(library.sources, "ocr"))
+    assert list(counts.unreadable) == _pages(library.sources, None)
+
+
+def test_document_list_carries_the_page_sources_of_pdfs_only(library):
+    docs = library.documents
+    assert docs["scans.pdf"]["pages"] == library.report["pages"]["scans.pdf"]  # read back from the store
+    assert docs["plain.pdf"]["pages"] == library.report["pages"]["plain.pdf"]
+    assert docs["notes.md"]["pages"] is None
+    rows = {r["source"]: r for r in document_rows(list(docs.values()))}
+    assert {k: rows["scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")} == {
+        "pages": 4, "text layer": 1, "fallback": 1, "OCR": 1, "unreadable": "3"}  # fmt: skip
+    assert rows["plain.pdf"]["unreadable"] == ""
+    assert all(rows["notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable"))
+
+
+def test_cli_summary_prints_a_line_per_pdf_that_needed_help(library, capsys):
+    _print_report(library.report, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert "  scans.pdf: 4 pages — 1 text layer, 1 fallback, 1 OCR; unreadable: 3" in lines
+    assert not any("plain.pdf" in line for line in lines)
+    assert page_ranges([9, 1, 2, 3, 7, 10, 2]) == "1-3, 7, 9-10"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import modelgen
 import numpy as np
 import pytest
+from qwen_vocab import hf_tokenizer, load_qwen3_vocab
+from reference import get_detailed_instruct, reference_embed
 
-import modelgen
 from ingest import engine
 from ingest.embedder import Embedder, EngineConfig, InputTooLong
 from ingest.recipes import QWEN3, l2_normalize
-from qwen_vocab import hf_tokenizer, load_qwen3_vocab
-from reference import get_detailed_instruct, reference_embed
 
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 TEXTS = [

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import modelgen
 import numpy as np
 import pytest
-
-import modelgen
-from ingest.engine import LlamaModel
-from ingest.rerank import Reranker
 from qwen_vocab import hf_tokenizer, load_qwen3_vocab
 from reference import reference_rerank
+
+from ingest.engine import LlamaModel
+from ingest.rerank import Reranker
 
 PAIRS = [
     ("What is the capital of China?", "The capital of China is Beijing."),
@@ -40,7 +40,9 @@ def reference_scores():
 def test_scores_match_reference(reranker, reference_scores):
     ours = [reranker.score(q, [d])[0].score for q, d in PAIRS]
     delta = np.abs(np.array(ours) - np.array(reference_scores))
-    print(f"\nrerank |dp| max {delta.max():.5f} over {len(PAIRS)} pairs; p range {min(ours):.3f}..{max(ours):.3f}")
+    print(
+        f"\nrerank |dp| max {delta.max():.5f} over {len(PAIRS)} pairs; p range {min(ours):.3f}..{max(ours):.3f}"
+    )
     assert delta.max() <= 0.01
     log_odds = np.log(np.array(reference_scores)) - np.log1p(-np.array(reference_scores))
     assert np.ptp(log_odds) > 1.0  # the pairs really score differently: not a comparison of constants

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from minilm import build_minilm_gguf
 
 from ingest.embedder import make_embedder
 from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.search import SearchRequest, search
 from ingest.settings import Settings
 from ingest.store import make_store
-from minilm import build_minilm_gguf
 
 CORPUS = {
     "kitchen/bread.md": "# Baking bread\n\nKnead the dough for ten minutes, let it rise for an hour, then bake at "
@@ -27,7 +27,7 @@ CORPUS = {
     "waste fuel.",
     "music/guitar.md": "# Tuning a guitar\n\nStandard tuning from the lowest string is E A D G B E; use a "
     "clip-on tuner to tune each string.",
-    "code/retry.py": "def retry(fn, attempts=3):\n    \"\"\"Call fn again when it raises, up to attempts times.\"\"\"\n"
+    "code/retry.py": 'def retry(fn, attempts=3):\n    """Call fn again when it raises, up to attempts times."""\n'
     "    for i in range(attempts):\n        try:\n            return fn()\n        except Exception:\n"
     "            if i == attempts - 1:\n                raise\n",
     "travel/passport.md": "# Passports\n\nRenew your passport at least six months before it expires; many "

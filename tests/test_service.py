@@ -19,9 +19,11 @@ from pathlib import Path
 import modelgen
 import numpy as np
 import pytest
+from evalreports import PNG_MAGIC, backdate, write_sample
 
 from ingest.cli import main as kb_main
 from ingest.client import KbClient, ServiceError
+from ingest.evaluate import REPORT_DIR
 from ingest.owner import UPLOAD_NAME, UPLOAD_SCOPE, safe_upload_name
 from ingest.pipeline import owns
 
@@ -157,6 +159,7 @@ def test_status_describes_the_loaded_model_and_store(service):
     assert st["dim"] == 64 and st["device"] in ("CPU", "GPU") and isinstance(st["patched_engine"], bool)
     assert st["model"].endswith(".gguf") and 0 < st["model_load_s"] < 60
     assert isinstance(st["points"], int) and isinstance(st["jobs"], dict)
+    assert "vram" in st and (st["device"] == "GPU" or st["vram"] is None)
 
 
 def test_folder_job_runs_to_done_with_report_and_documents(service, tmp_path):
@@ -194,6 +197,38 @@ def test_folder_job_runs_to_done_with_report_and_documents(service, tmp_path):
     with pytest.raises(ServiceError) as err:  # kb's own data is not a folder to ingest
         service.client.submit_folder(service.data_dir / "uploads")
     assert err.value.status == 400
+
+
+def test_eval_reports_are_listed_with_the_newest_inline_and_charts_served(service):
+    client = service.client
+    assert client.eval_reports() == {"reports": [], "report": None}
+    out = service.data_dir / REPORT_DIR
+    old = backdate(out, write_sample(out, "older", ("small",)))
+    new = write_sample(out)
+    answer = client.eval_reports()
+    assert [r["name"] for r in answer["reports"]] == [new, old]
+    inline = answer["report"]
+    assert inline["name"] == new and inline["data"] == json.loads((out / f"{new}.json").read_text())
+    assert inline["markdown"] == (out / f"{new}.md").read_text() and inline["png"].endswith(f"{new}.png")
+    assert [r["config"]["name"] for r in client.eval_reports(old)["report"]["data"]["results"]] == ["small"]
+    assert client.eval_chart(old) == (out / f"{old}.png").read_bytes()
+    with urllib.request.urlopen(f"{client.base_url}/eval/reports/{new}/chart") as resp:
+        assert resp.read()[:8] == PNG_MAGIC and resp.headers["Content-Type"] == "image/png"
+        assert resp.headers["Content-Security-Policy"] == "sandbox"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    (service.data_dir / "secret.json").write_text("{}")  # what "../../secret" would name
+    for bad in ("../x", "a/b", "..", "../../secret", ".hidden", "missing"):
+        with pytest.raises(ServiceError) as err:
+            client.eval_reports(bad)
+        assert err.value.status == (404 if bad == "missing" else 400), bad
+        with pytest.raises(ServiceError) as err:  # a name with a slash matches no route at all
+            client.eval_chart(bad)
+        assert err.value.status in (400, 404), bad
+    for name in ("../x", "a/b", "..%2F..%2Fsecret"):
+        with pytest.raises(urllib.error.HTTPError) as http:
+            urllib.request.urlopen(f"{client.base_url}/eval/reports/{name}/chart")
+        http.value.close()
+        assert http.value.code in (400, 404), name
 
 
 def test_cli_ingest_goes_through_the_running_service(service, tmp_path):

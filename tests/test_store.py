@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import signal
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from ingest.pagesources import PageSources
 from ingest.records import Chunk, Hit, point_id, sha256_text
 from ingest.settings import Settings
 from ingest.sparse import SparseVector, query_sparse_vector, sparse_vector, tokenize
@@ -350,6 +352,19 @@ def test_file_states_complete_incomplete_and_mixed(store):
     assert not states["p.md"].complete
     assert states["m.md"] == FileState("m.md", "h2", 3, 2, mixed=True)
     assert not states["m.md"].complete
+
+
+def test_file_states_carry_a_pdfs_page_sources_from_its_current_points(store):
+    meta = {"pages": 5, "pages_text": 2, "pages_fallback": 1, "pages_ocr": 1, "pages_unreadable": [4],
+            "title": "Scans"}  # fmt: skip
+    old = chunks_of("s.pdf", "pdf", ["a", "b", "c"], file_hash="h1")  # a shrunk PDF half rewritten
+    new = [dataclasses.replace(c, meta={**meta, "ocr": True}) for c in chunks_of("s.pdf", "pdf", ["x"], "h2")]
+    store.upsert(points_of(old + new + chunks_of("c.md", "markdown", ["a"])))
+    states = store.file_states()
+    assert states["s.pdf"].file_hash == "h1" and states["s.pdf"].pages is None  # the majority hash's points
+    assert states["c.md"].pages is None
+    store.delete_source("s.pdf", keep_file_hash="h2")
+    assert store.file_states()["s.pdf"] == FileState("s.pdf", "h2", 1, 1, pages=PageSources(5, 2, 1, 1, (4,)))
 
 
 # ---------------------------------------------------------- fingerprints

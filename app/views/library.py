@@ -7,6 +7,7 @@ import streamlit as st
 from app.client import ServiceError, connect, failed
 from app.render import (
     ACTIVE_STATES,
+    PAGE_COLUMNS,
     document_rows,
     escape_md,
     job_fraction,
@@ -20,8 +21,15 @@ POLL_S = 1.0  # how often the jobs panel asks the service while the page is open
 RECENT_JOBS = 10  # finished jobs listed under the running ones
 BATCH = "upload_batch"  # session state: the last upload of this browser session and its job
 ACTIVE = "active_job_ids"  # session state: the jobs running at the previous poll
-DOC_COLUMNS = ("name", "kind", "chunks", "from", "complete", "source")
+DOC_COLUMNS = ("name", "kind", "chunks", *PAGE_COLUMNS, "from", "complete", "source")
 FULL_RUN = "library_full_run"  # session state: True while the whole page runs, False in the panel's own runs
+PAGE_HELP = {  # PDFs only; blank for other files
+    "pages": "Pages in the PDF",
+    "text layer": "Pages read from the PDF's own text layer",
+    "fallback": "Pages pypdf could not read, read by the fallback extractor (PDFium)",
+    "OCR": "Pages recognised from the page image (scans, fonts without a character map)",
+    "unreadable": "Pages nothing could read: not indexed",
+}
 
 st.title("Library")
 c = connect()
@@ -126,9 +134,11 @@ def documents(c: KbClient) -> None:
         return
     rows = document_rows(docs)
     st.caption(f"{len(rows)} documents, {sum(r['chunks'] for r in rows)} chunks")
+    counts = {col: st.column_config.NumberColumn(format="%d", help=text) for col, text in PAGE_HELP.items()}
+    counts["unreadable"] = st.column_config.TextColumn(help=PAGE_HELP["unreadable"])
     st.dataframe(rows, key="documents_table", hide_index=True, width="stretch", column_order=DOC_COLUMNS,
                  column_config={"name": st.column_config.TextColumn(width="large"),
-                                "chunks": st.column_config.NumberColumn(format="%d")})  # fmt: skip
+                                "chunks": st.column_config.NumberColumn(format="%d"), **counts})  # fmt: skip
     names = {r["source"]: f"{r['name']}  ({r['source']})" for r in rows}
     doomed = st.multiselect("Documents to delete", list(names), format_func=names.__getitem__,
                             key="delete_sources", placeholder="Choose documents")  # fmt: skip

@@ -1,4 +1,5 @@
-"""Status: the model the service loaded, where it runs, the collection, and the last ingest report."""
+"""Status: the model the service loaded, where it runs (and the GPU memory in use), the collection, and
+the last ingest report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.client import ServiceError, connect, failed
-from app.render import escape_md, report_summary
+from app.render import escape_md, report_summary, vram_label
 
 st.title("Status")
 c = connect()
@@ -25,11 +26,12 @@ native = s.get("native_dim")
 model = Path(str(s.get("model_path") or s.get("model", "?"))).name
 engine = "patched llama.cpp" if s.get("patched_engine") else "stock llama.cpp"
 st.markdown(f"**Model** {escape_md(model)} · {engine}", help=escape_md(str(s.get("model", ""))))
-cols = st.columns(4)
+cols = st.columns([1, 2, 1, 1, 1])  # the VRAM figure is the longest
 cols[0].metric("Device", str(s.get("device", "?")))
-cols[1].metric("Dimension", f"{dim}" + (f" of {native}" if native and native != dim else ""))
-cols[2].metric("Chunks stored", f"{s.get('points', s.get('collection_size', 0)):,}")
-cols[3].metric("Model load", f"{s.get('model_load_s', s.get('load_seconds', 0.0)):.1f} s")
+cols[1].metric("VRAM", vram_label(s), help=escape_md(str((s.get("vram") or {}).get("gpu", ""))) or None)
+cols[2].metric("Dimension", f"{dim}" + (f" of {native}" if native and native != dim else ""))
+cols[3].metric("Chunks stored", f"{s.get('points', s.get('collection_size', 0)):,}")
+cols[4].metric("Model load", f"{s.get('model_load_s', s.get('load_seconds', 0.0)):.1f} s")
 
 details = {
     "data folder": s.get("data_dir"),

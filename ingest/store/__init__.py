@@ -65,5 +65,8 @@ def make_store(settings: Settings) -> Store:
     if settings.qdrant_url:
         from ingest.store.server import ServerStore
 
-        return ServerStore(connect(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_ca_cert), settings.collection)
+        return ServerStore(
+            connect(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_ca_cert),
+            settings.collection,
+        )
     return EdgeStore(settings.store_dir / settings.collection, settings.collection)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ingest.pagesources import PageSources
 from ingest.records import Hit
 from ingest.sparse import SparseVector
 
@@ -74,6 +75,8 @@ class FileState:
     ``file_hash`` is the hash most of its points carry (``mixed`` when they disagree),
     ``n_chunks`` the chunk count those points announce, ``n_points`` how many of them
     are stored. A file is complete when every announced chunk is present under one hash.
+    ``pages``: where a PDF's pages got their text, as its points under that hash record it (None
+    for other files).
     """
 
     source: str
@@ -81,6 +84,7 @@ class FileState:
     n_chunks: int
     n_points: int
     mixed: bool = False
+    pages: PageSources | None = None
 
     @property
     def complete(self) -> bool:

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ingest.pagesources import META_KEYS, PageSources
 from ingest.store.base import FileState, SearchFilter
 
 DENSE = "dense"
@@ -15,8 +16,8 @@ SPARSE = "sparse"
 DIRS_FIELD = "dirs"
 # keyword payload indexes every collection gets
 INDEXED_FIELDS = ("source", DIRS_FIELD, "kind", "ext", "file_hash")
-# the payload fields file_states() reads
-STATE_FIELDS = ("source", "file_hash", "n_chunks")
+# the payload fields file_states() reads: a PDF's page sources are in every chunk's meta
+STATE_FIELDS = ("source", "file_hash", "n_chunks", *(f"meta.{key}" for key in META_KEYS))
 # fields the adapters add and strip from what they return
 HIDDEN_FIELDS = (DIRS_FIELD,)
 # reciprocal rank fusion constant (Qdrant's default): score = sum 1 / (RRF_K + rank - 1)
@@ -129,14 +130,17 @@ def normalize_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def aggregate_file_states(rows: Iterable[Mapping[str, Any]]) -> dict[str, FileState]:
-    """Per-source states from the ``source``/``file_hash``/``n_chunks`` payload of each point."""
+    """Per-source states from the ``STATE_FIELDS`` of each point's payload."""
     hashes: dict[str, Counter[str]] = defaultdict(Counter)
     announced: dict[tuple[str, str], int] = {}
+    pages: dict[tuple[str, str], PageSources] = {}
     for row in rows:
         source, file_hash = str(row.get("source", "")), str(row.get("file_hash", ""))
         hashes[source][file_hash] += 1
         key = (source, file_hash)
         announced[key] = max(announced.get(key, 0), int(row.get("n_chunks") or 0))
+        if key not in pages and (found := PageSources.from_meta(row.get("meta"))) is not None:
+            pages[key] = found
     states = {}
     for source, counts in hashes.items():
         n_points, file_hash = max((n, h) for h, n in counts.items())
@@ -146,5 +150,6 @@ def aggregate_file_states(rows: Iterable[Mapping[str, Any]]) -> dict[str, FileSt
             n_chunks=announced[(source, file_hash)],
             n_points=n_points,
             mixed=len(counts) > 1,
+            pages=pages.get((source, file_hash)),
         )
     return states
