@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.client import ServiceError, connect, failed
+from app.client import ServiceError, can, connect, failed, role
 from app.render import (
     ACTIVE_STATES,
     PAGE_COLUMNS,
@@ -59,7 +59,7 @@ def upload_form(c: KbClient) -> None:
 def folder_form(c: KbClient) -> None:
     with st.form("folder_form", border=False):
         folder = st.text_input("Index a folder on the server", key="folder_path", placeholder="/srv/docs")
-        rebuild = st.checkbox("Rebuild the collection from scratch", key="folder_rebuild")
+        rebuild = can("admin") and st.checkbox("Rebuild the collection from scratch", key="folder_rebuild")
         go = st.form_submit_button("Index folder", icon=":material/folder_open:", key="folder_go")
     if go and folder.strip():
         try:
@@ -139,6 +139,8 @@ def documents(c: KbClient) -> None:
     st.dataframe(rows, key="documents_table", hide_index=True, width="stretch", column_order=DOC_COLUMNS,
                  column_config={"name": st.column_config.TextColumn(width="large"),
                                 "chunks": st.column_config.NumberColumn(format="%d"), **counts})  # fmt: skip
+    if not can("editor"):
+        return
     names = {r["source"]: f"{r['name']}  ({r['source']})" for r in rows}
     doomed = st.multiselect("Documents to delete", list(names), format_func=names.__getitem__,
                             key="delete_sources", placeholder="Choose documents")  # fmt: skip
@@ -157,11 +159,14 @@ def documents(c: KbClient) -> None:
 
 
 st.session_state[FULL_RUN] = True
-left, right = st.columns(2)
-with left:
-    upload_form(c)
-with right:
-    folder_form(c)
+if can("editor"):  # readers search and read; the service refuses them the rest anyway
+    left, right = st.columns(2)
+    with left:
+        upload_form(c)
+    with right:
+        folder_form(c)
+else:
+    st.caption(escape_md(f"Signed in as a {role()}: you can search and read; an editor adds and deletes."))
 jobs_panel(c)
 documents(c)
 st.session_state[FULL_RUN] = False
