@@ -20,7 +20,7 @@ import numpy as np
 
 from . import registry
 from .download import ModelUnavailable, checksum_file, offline_message
-from .engine import ContextConfig, LlamaModel, patch_level
+from .engine import ContextConfig, EmbedContext, LlamaModel, patch_level
 from .packing import plan_batches
 from .recipes import Recipe, cut_dimension, ensure_end_token, l2_normalize, recipe_for_gguf
 from .settings import Settings
@@ -52,6 +52,11 @@ class EngineConfig:
     n_seq_max: int = 64
     n_contexts: int = 1
     n_threads: int = 0
+    # pack inputs of up to stream_tokens into contexts with one KV stream per sequence (causal
+    # models): no token attends over the other sequences of its decode; longer inputs go to a
+    # unified context made on first need
+    kv_split: bool = False
+    stream_tokens: int = 512
 
 
 class Embedder:
@@ -73,8 +78,19 @@ class Embedder:
         self.pack_tokens = config.n_batch if model.causal else min(config.n_batch, max(self.max_tokens, 512))
         pooling = None if recipe.name in {"mean", "cls", "last"} else recipe.pooling
         n_seq = max(1, min(config.n_seq_max, 256))
-        doc_cfg = ContextConfig(self.max_tokens, max(self.max_tokens, config.n_batch) if model.causal
-                                else self.pack_tokens, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
+        self._long_cfg = ContextConfig(self.max_tokens, max(self.max_tokens, config.n_batch) if model.causal
+                                       else self.pack_tokens, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
+        self.stream_tokens = (
+            min(config.stream_tokens, self.max_tokens) if config.kv_split and model.causal else 0
+        )
+        doc_cfg = self._long_cfg
+        if self.stream_tokens:  # no more cells than the unified context would have
+            streams = max(1, min(n_seq, self._long_cfg.n_ctx // self.stream_tokens))
+            cells = streams * self.stream_tokens
+            doc_cfg = ContextConfig(cells, min(self.pack_tokens, cells), config.n_ubatch, streams,
+                                    config.n_threads, pooling, kv_unified=False)  # fmt: skip
+        self._long_context: EmbedContext | None = None  # made on the first input over stream_tokens
+        self._long_lock = threading.Lock()
         q_tokens = min(self.max_tokens, QUERY_CONTEXT_TOKENS)
         q_cfg = ContextConfig(
             q_tokens, q_tokens, min(config.n_ubatch, q_tokens), 4, config.n_threads, pooling
@@ -120,14 +136,30 @@ class Embedder:
                 self._free.append(ctx)
                 self._free_cv.notify()
 
+    def _run_long(self, seqs: list[list[int]]) -> np.ndarray:
+        with self._long_lock:
+            if self._long_context is None:
+                self._long_context = self.model.context(self._long_cfg)
+            return self._long_context.embed(seqs)
+
     def embed_token_batches(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw pooled vectors for token sequences, packed and spread over the contexts."""
         self._check(seqs)
         out = np.empty((len(seqs), self.model.n_embd), dtype=np.float32)
         if not seqs:
             return out
-        plan = plan_batches([len(s) for s in seqs], self.pack_tokens, self.config.n_seq_max)
-        futures = [(idx, self._pool.submit(self._run, [seqs[i] for i in idx])) for idx in plan]
+        groups = [(list(range(len(seqs))), self._run, self.pack_tokens, self.config.n_seq_max)]
+        if self.stream_tokens:  # short inputs in per-sequence streams, long ones in the unified context
+            short = [i for i, s in enumerate(seqs) if len(s) <= self.stream_tokens]
+            long = [i for i, s in enumerate(seqs) if len(s) > self.stream_tokens]
+            packed = self._doc_contexts[0].config
+            groups = [(short, self._run, packed.n_batch, packed.n_seq_max),
+                      (long, self._run_long, self._long_cfg.n_batch, self._long_cfg.n_seq_max)]  # fmt: skip
+        plan = []
+        for members, run, budget, max_seqs in groups:
+            for idx in plan_batches([len(seqs[i]) for i in members], budget, max_seqs):
+                plan.append(([members[i] for i in idx], run))
+        futures = [(idx, self._pool.submit(run, [seqs[i] for i in idx])) for idx, run in plan]
         for idx, fut in futures:
             out[idx] = fut.result()
         return out
@@ -175,8 +207,9 @@ class Embedder:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        for ctx in [*self._doc_contexts, self._query_context]:
-            ctx.close()
+        for ctx in [*self._doc_contexts, self._query_context, self._long_context]:
+            if ctx is not None:
+                ctx.close()
         self.model.close()
 
 
@@ -210,7 +243,8 @@ def make_embedder(settings: Settings) -> Embedder:
     dim = entry.check_dim(settings.dim) if entry else settings.dim
     sums = checksum_file(path)
     contexts = settings.n_contexts or (2 if model.offloaded else 1)
+    kv_split = settings.kv_split == "on" or (settings.kv_split == "auto" and not model.offloaded)
     config = EngineConfig(settings.n_ctx, settings.n_batch, settings.n_ubatch, settings.n_seq_max, contexts,
-                          settings.n_threads)  # fmt: skip
+                          settings.n_threads, kv_split, settings.stream_tokens)  # fmt: skip
     return Embedder(model, recipe, dim, config, settings.query_task,
                     sums.read_text().split()[0] if sums.exists() else None)  # fmt: skip

@@ -80,6 +80,10 @@ class ContextConfig:
     n_seq_max: int = 64  # sequences per decode
     n_threads: int = 0  # 0: all cores
     pooling: str | None = None  # None: the model's own
+    # True: one KV cache any sequence may fill (one 32k input, or many short ones, every token
+    # attending over every cell of the batch, masked); False: n_seq_max streams of n_ctx / n_seq_max
+    # cells, so that a token attends over its own sequence only (packed short inputs)
+    kv_unified: bool = True
 
 
 class LlamaModel:
@@ -160,7 +164,7 @@ class EmbedContext:
         threads = config.n_threads or os.cpu_count() or 1
         p.n_threads = p.n_threads_batch = threads
         p.embeddings = embeddings
-        p.kv_unified = True  # any sequence may use the whole cache (one 32k input, or many short ones)
+        p.kv_unified = config.kv_unified
         p.flash_attn_type = _FLASH_ATTN_AUTO
         if config.pooling:
             p.pooling_type = _POOLING[config.pooling]
@@ -168,6 +172,7 @@ class EmbedContext:
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context ({config})")
         self.n_ctx = int(ll.llama_n_ctx(self._ctx))
+        self.seq_cells = self.n_ctx if config.kv_unified else self.n_ctx // config.n_seq_max  # longest input
         self.pooling = _POOLING_NAMES.get(int(ll.llama_pooling_type(self._ctx)), "none")
         self._batch = ll.llama_batch_init(config.n_batch, 0, 1)
         self._mem = ll.llama_get_memory(self._ctx)
@@ -194,7 +199,11 @@ class EmbedContext:
         n = sum(len(t) for t in seqs)
         if not seqs or any(not t for t in seqs):
             raise EngineError("empty sequence")
-        if len(seqs) > self.config.n_seq_max or n > self.config.n_batch or max(map(len, seqs)) > self.n_ctx:
+        if (
+            len(seqs) > self.config.n_seq_max
+            or n > self.config.n_batch
+            or max(map(len, seqs)) > self.seq_cells
+        ):
             raise EngineError(f"batch of {len(seqs)} sequences / {n} tokens exceeds the context's limits")
         self._ll.llama_memory_clear(self._mem, True)
         lasts = self._fill(seqs, logits_last_only)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     n_seq_max: int = Field(default=64, ge=1, le=256)
     # contexts that share one loaded model for ingest (each driven by its own thread)
     n_contexts: int = Field(default=0, ge=0, le=16)  # 0: 1 on CPU, 2 on GPU
+    # pack inputs of up to stream_tokens tokens with one KV stream per sequence, so that no token
+    # attends over its decode's other inputs: "auto" on CPU (measured faster there), "on", "off"
+    kv_split: Literal["auto", "on", "off"] = "auto"
+    stream_tokens: int = Field(default=512, ge=16)
     # CPU threads per context (0: llama.cpp's default)
     n_threads: int = Field(default=0, ge=0)
     # offload all layers to the GPU when the build can; False forces CPU

@@ -66,6 +66,31 @@ def test_documents_match_reference_single_and_packed(qwen3_embedder, reference):
     np.testing.assert_allclose(packed, single, atol=2e-4)  # F16 KV cache; batch layout changes rounding
 
 
+@pytest.mark.parametrize("kv_split", [False, True])
+def test_packing_layouts_match_reference(qwen3_embedder, reference, kv_split):
+    """Unified KV cache, or one stream per sequence with the inputs over ``stream_tokens`` sent to a
+    unified context: the same vectors as the reference either way."""
+    texts = [*TEXTS, " ".join(TEXTS), " ".join(TEXTS[:4]) * 3]  # two inputs over 64 tokens
+    cfg = EngineConfig(
+        n_ctx=1024, n_batch=1024, n_ubatch=256, n_seq_max=8, kv_split=kv_split, stream_tokens=64
+    )
+    emb = Embedder(qwen3_embedder.model, QWEN3, None, cfg)
+    try:
+        assert emb.stream_tokens == (64 if kv_split else 0)
+        lengths = [emb.count_tokens(t) for t in texts]
+        assert max(lengths) > 64 and sum(n <= 64 for n in lengths) > 8  # both paths, several decodes
+        ours = emb.embed_documents(texts)
+        assert (emb._long_context is not None) == kv_split
+    finally:
+        for ctx in [*emb._doc_contexts, emb._query_context, emb._long_context]:
+            if ctx is not None:
+                ctx.close()
+    ref = reference(texts)
+    report(f"documents kv_split={kv_split}", cosines(ours, ref))
+    assert cosines(ours, ref).min() >= F32_COS
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+
+
 def test_queries_with_instruction_match_reference(qwen3_embedder, reference):
     ours = qwen3_embedder.embed_queries(QUERIES, task=TASK)
     ref = reference([get_detailed_instruct(TASK, q) for q in QUERIES])
