@@ -1,4 +1,5 @@
-"""`make bench`: embedding throughput (patched vs stock llama.cpp vs transformers), contexts, query latency.
+"""`make bench`: embedding throughput (patched vs stock llama.cpp vs transformers), contexts, query latency,
+PDF text-layer check and OCR speed (``bench/ocr.py``).
 
 Everything is measured in one run on this machine, on a shape-exact random Qwen3-Embedding-0.6B
 (F16 GGUF, real vocabulary); medians of several repetitions; ratios within the run. Writes a
@@ -22,10 +23,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import modelgen  # noqa: E402
+import modelgen
+
+from bench import latency, ocr, packing
 
 CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
 STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
+SECTIONS = ("patched", "stock", "transformers", "contexts", "packing", "latency", "ocr")
 
 
 def hardware() -> str:
@@ -40,7 +44,7 @@ def hardware() -> str:
     gpu = ""
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()  # fmt: skip
+                             text=True, check=False, timeout=10).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         pass
     return f"{cpu} × {os.cpu_count()} threads" + (f", GPU: {gpu}" if gpu else ", no GPU")
@@ -49,7 +53,7 @@ def hardware() -> str:
 def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
     arg = json.dumps({"model": str(model), "cases": cases, "n_ubatch": n_ubatch})
     out = subprocess.run([str(python), "-m", "bench.engine_worker", arg], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=3600)  # fmt: skip
+                         check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=3600)  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -99,77 +103,49 @@ def contexts_run(model_path: Path, k_values=(1, 2)) -> list[dict]:
         emb._pool.shutdown()
         for c in [*emb._doc_contexts, emb._query_context]:
             c.close()
-        rows.append({"contexts": k, "threads_each": threads, "tok_s": 128 * len(seqs) / statistics.median(times)})
+        rows.append(
+            {"contexts": k, "threads_each": threads, "tok_s": 128 * len(seqs) / statistics.median(times)}
+        )
     model.close()
-    return rows
-
-
-def latency_run(model_path: Path, sizes=(10_000, 100_000), queries: int = 40) -> list[dict]:
-    import tempfile
-
-    from ingest.embedder import Embedder, EngineConfig
-    from ingest.engine import LlamaModel
-    from ingest.recipes import QWEN3
-    from ingest.store.base import Point
-    from ingest.store.edge import EdgeStore
-
-    model = LlamaModel(model_path)
-    emb = Embedder(model, QWEN3, None, EngineConfig(n_ctx=2048, n_batch=2048, n_ubatch=512), "bench")
-    texts = [f"how do I configure option {i} for the service?" for i in range(queries)]
-    embed_ms = []
-    for t in texts:
-        s = time.perf_counter()
-        emb.embed_query(t)
-        embed_ms.append((time.perf_counter() - s) * 1000)
-    rows = []
-    rng = np.random.default_rng(2)
-    for n in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            store = EdgeStore(Path(tmp) / "c", "bench")
-            store.ensure_collection(model.n_embd, {"bench": True})
-            for start in range(0, n, 2000):
-                vecs = rng.standard_normal((min(2000, n - start), model.n_embd)).astype(np.float32)
-                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-                store.upsert([Point(f"00000000-0000-0000-0000-{start + i:012d}", v,
-                                    {"source": f"f{(start + i) // 10}.md", "text": "x", "file_hash": "h",
-                                     "n_chunks": 10, "kind": "markdown"}) for i, v in enumerate(vecs)])  # fmt: skip
-            store.flush()
-            store.optimize()
-            search_ms = []
-            for _ in range(200):
-                q = rng.standard_normal(model.n_embd).astype(np.float32)
-                s = time.perf_counter()
-                store.search(dense=q / np.linalg.norm(q), k=10)
-                search_ms.append((time.perf_counter() - s) * 1000)
-            store.close()
-        rows.append({"points": n, "embed_p50_ms": float(np.percentile(embed_ms, 50)),
-                     "embed_p99_ms": float(np.percentile(embed_ms, 99)),
-                     "search_p50_ms": float(np.percentile(search_ms, 50)),
-                     "search_p99_ms": float(np.percentile(search_ms, 99))})  # fmt: skip
-    emb.close()
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="make bench")
     ap.add_argument("--quick", action="store_true", help="fewer cases (CI smoke)")
-    ap.add_argument("--skip", action="append", default=[], choices=["stock", "transformers", "contexts", "latency"])
+    ap.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    ap.add_argument(
+        "--only", action="append", default=[], choices=SECTIONS, help="run this section (repeatable)"
+    )
     args = ap.parse_args()
+    run = {s for s in (args.only or SECTIONS) if s not in args.skip}
     cases = CASES[:1] if args.quick else CASES
     spec = modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="f16")
     print("building the shape-exact Qwen3-Embedding-0.6B (F16, random weights) …", flush=True)
     model_path = modelgen.build(spec)
     hw = hardware()
-    report: dict = {"date": time.strftime("%Y-%m-%d"), "hardware": hw, "model": "Qwen3-0.6B shape, F16, random"}
-    report["patched"] = engine_run(Path(sys.executable), model_path, cases)
-    if "stock" not in args.skip and STOCK_PYTHON.exists():
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "hardware": hw,
+        "model": "Qwen3-0.6B shape, F16, random",
+    }
+    if "patched" in run:
+        report["patched"] = engine_run(Path(sys.executable), model_path, cases)
+    if "stock" in run and STOCK_PYTHON.exists():
         report["stock"] = engine_run(STOCK_PYTHON, model_path, cases)
-    if "transformers" not in args.skip:
+    if "transformers" in run:
         report["transformers_fp32"] = transformers_run(spec, cases)
-    if "contexts" not in args.skip:
+    if "contexts" in run:
         report["contexts"] = contexts_run(model_path)
-    if "latency" not in args.skip:
-        report["latency"] = latency_run(model_path, sizes=(10_000,) if args.quick else (10_000, 100_000))
+    if "packing" in run:
+        report["packing"] = packing.packing_run(model_path, ((256, 32),) if args.quick else ((256, 32), (128, 64)),
+                                                reps=1 if args.quick else 2)  # fmt: skip
+    if "latency" in run:
+        report["latency"] = latency.latency_run(
+            model_path, sizes=latency.SIZES[:1] if args.quick else latency.SIZES
+        )
+    if "ocr" in run:
+        report["ocr"] = ocr.ocr_run(ocr_reps=1 if args.quick else ocr.OCR_REPS)
     md = render(report)
     out = ROOT / "data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -188,10 +164,11 @@ def _ratio(a: float, b: float | None) -> str:
 
 
 def render(r: dict) -> str:
-    lines = [f"**{r['date']} — {r['hardware']}** — {r['model']}", "",
-             "| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s | patched/transformers |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for i, row in enumerate(r["patched"]["results"]):
+    lines = [f"**{r['date']} — {r['hardware']}** — {r['model']}"]
+    if r.get("patched"):
+        lines += ["", ("| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s "
+                       "| patched/transformers |"), "|---|---|---|---|---|---|"]  # fmt: skip
+    for i, row in enumerate(r["patched"]["results"] if r.get("patched") else []):
         ours = row["tok_s"]
         stock = (r.get("stock", {}).get("results") or [{}] * (i + 1))[i].get("tok_s")
         tf = (r.get("transformers_fp32") or [{}] * (i + 1))[i].get("tok_s")
@@ -201,10 +178,12 @@ def render(r: dict) -> str:
     if r.get("contexts"):
         lines += ["", "| contexts | threads each | tok/s (64 × 128 tokens) |", "|---|---|---|"]
         lines += [f"| {c['contexts']} | {c['threads_each']} | {c['tok_s']:,.0f} |" for c in r["contexts"]]
+    if r.get("packing"):
+        lines += ["", packing.render(r["packing"])]
     if r.get("latency"):
-        lines += ["", "| points | query embed P50 / P99 ms | store search P50 / P99 ms |", "|---|---|---|"]
-        lines += [f"| {x['points']:,} | {x['embed_p50_ms']:.1f} / {x['embed_p99_ms']:.1f} | "
-                  f"{x['search_p50_ms']:.2f} / {x['search_p99_ms']:.2f} |" for x in r["latency"]]  # fmt: skip
+        lines += latency.render(r["latency"])
+    if r.get("ocr"):
+        lines += ocr.render(r["ocr"])
     return "\n".join(lines) + "\n"
 
 
