@@ -333,6 +333,39 @@ def test_each_canary_is_on_its_page(mixed, mixed_doc):
         assert [p for p, text in by_page.items() if phrase in text] == [page]
 
 
+def test_ocr_keeps_the_spaces_between_english_words(mixed, mixed_doc):
+    """Run-together words ("Itscanaryisepsilonquokka") would be lost to keyword search and blur
+    the embedding: the page is rendered fine enough for the recogniser to see the gaps."""
+    by_page = {s.page: " ".join(s.text.split()) for s in mixed_doc.sections}
+    for phrase in (SCAN_CANARY, GLYPH_CANARY):
+        text = by_page[mixed.canaries[phrase]]
+        assert phrase in text, text
+        words = text.split()
+        assert sum(map(len, words)) / len(words) < 8, text  # English averages ~5 letters a word
+
+
+def test_ocr_of_small_print_keeps_word_gaps(tmp_path):
+    """10-point Helvetica, the common body size: at 150 dpi the recogniser ran these words together
+    (~16 characters a "word"); the page is rendered at the dpi that keeps them apart."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    lines = ["Chunks are embedded in batches, and every batch is written to the store before the next.",
+             "Scanned pages have no text layer, and their text is recognised from the rendered image.",
+             "Incremental ingest skips files whose content hash has not changed since the previous run."]  # fmt: skip
+    c = canvas.Canvas(str(tmp_path / "small.pdf"), pagesize=A4)
+    text = c.beginText(72, A4[1] - 72)
+    text.setFont("Helvetica", 10, leading=12)
+    for line in lines:
+        text.textLine(line)
+    c.drawText(text)
+    c.save()
+    got = " ".join(shared_engine().page_text(tmp_path / "small.pdf", 1, 120).split())
+    words = got.split()
+    assert sum(map(len, words)) / len(words) < 7, got
+    assert "every batch is written to the store" in got, got
+
+
 def test_only_ocr_pages_are_marked_ocr(mixed, mixed_doc):
     for section in mixed_doc.sections:
         assert section.meta.get("ocr", False) is (mixed.sources[section.page] == "ocr"), section.page
@@ -557,6 +590,6 @@ def test_reading_order_is_lines_top_to_bottom_then_left_to_right():
     assert reading_order([]) == ""
 
 
-def test_render_scale_keeps_150_dpi_and_caps_huge_pages():
-    assert render_scale(595, 842) == pytest.approx(150 / 72)
-    assert max(5000, 7000) * render_scale(5000, 7000) == pytest.approx(2000)
+def test_render_scale_keeps_the_dpi_and_caps_huge_pages():
+    assert render_scale(595, 842) == pytest.approx(220 / 72)  # A4 at 220 dpi: 1819 × 2573 px
+    assert max(5000, 7000) * render_scale(5000, 7000) == pytest.approx(3000)
