@@ -204,7 +204,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}))
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _run_on_store(args: argparse.Namespace, work, done: str) -> int:
+    """Open the configured store, run ``work(store, settings)``, print ``done`` with its result;
+    every failure is one line on stderr."""
     from .store import make_store
 
     settings = _settings(args)
@@ -214,27 +216,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL
     try:
-        info = export_collection(store, args.path, settings.collection)
-    except (StoreError, OSError) as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    finally:
-        store.close()
-    print(f"exported {info.points} points (dim {info.dim}) to {args.path}")
-    return EXIT_OK
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from .store import make_store
-
-    settings = _settings(args)
-    try:
-        store = make_store(settings)
-    except StoreError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    try:
-        info = import_collection(store, args.path, force=args.force)
+        info = work(store, settings)
     except FingerprintMismatch as err:
         print(f"kb: the backup's {str(err).replace('rebuild the collection', 'import with --force to replace it')}",
               file=sys.stderr)  # fmt: skip
@@ -244,5 +226,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     finally:
         store.close()
-    print(f"imported {info.points} points (dim {info.dim}) from {args.path}")
+    print(done.format(points=info.points, dim=info.dim, path=args.path))
     return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return _run_on_store(args, lambda store, settings: export_collection(store, args.path, settings.collection),
+                         "exported {points} points (dim {dim}) to {path}")  # fmt: skip
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    return _run_on_store(args, lambda store, settings: import_collection(store, args.path, force=args.force),
+                         "imported {points} points (dim {dim}) from {path}")  # fmt: skip
