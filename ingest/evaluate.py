@@ -17,6 +17,11 @@ first k, k = 1, 3, 5), recall@10 (share of the references matched by the first 1
 (1 / rank of the first relevant hit, 0 beyond rank 10), nDCG@10 (binary gains with a log2 discount,
 the ideal ranking puts min(references, 10) relevant hits first); latency P50/P99 (nearest rank) of
 the whole search call in milliseconds, after one untimed warm-up query.
+
+First-stage recall at rerank depths: for N in ``RERANK_DEPTHS`` the share of the references matched
+by the N hits the store returns *before* any rerank (one untimed search per depth, with k = N, as
+the reranker would get them: hybrid fusion depends on k). A reranker can only promote what is among
+its candidates, so this is the ceiling of recall for a rerank over N candidates.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
@@ -41,9 +46,12 @@ from .settings import Settings
 TOP_KS = (1, 3, 5)
 CUTOFF = 10  # hits fetched per query: recall, MRR and nDCG are "@10"
 QUALITY = ("top1", "top3", "top5", "recall10", "mrr10", "ndcg10")
+RERANK_DEPTHS = (10, 20, 40, 80)  # candidate counts whose first-stage recall a report carries
+DEPTH = tuple(f"first_recall{n}" for n in RERANK_DEPTHS)
 LATENCY = ("p50_ms", "p99_ms")
 LABELS = {"top1": "Top-1", "top3": "Top-3", "top5": "Top-5", "recall10": "R@10", "mrr10": "MRR@10",
-          "ndcg10": "nDCG@10", "p50_ms": "P50 ms", "p99_ms": "P99 ms"}  # fmt: skip
+          "ndcg10": "nDCG@10", "p50_ms": "P50 ms", "p99_ms": "P99 ms",
+          **{key: f"R@{n}" for key, n in zip(DEPTH, RERANK_DEPTHS, strict=True)}}  # fmt: skip
 REPORT_DIR = Path("eval") / "reports"  # under the data dir: reports, and the temporary indexes of a run
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # a report's files are <name>-<stamp>.json/.md/.png
 REPORT_STEM = re.compile(r"(?P<report>.+)-(?P<stamp>\d{8}-\d{6})")
@@ -230,10 +238,20 @@ def query_scores(matched: Matched, n_refs: int) -> dict[str, float]:
             "mrr10": mrr_at(matched), "ndcg10": ndcg_at(matched, n_refs)}  # fmt: skip
 
 
+def first_stage_scores(matched_at_depth: Mapping[int, Matched], n_refs: int) -> dict[str, float]:
+    """``first_recallN``: recall of the N hits a search for N candidates returned, per depth N
+    (each depth is its own list: with hybrid fusion the top 20 of 80 candidates need not be the 20)."""
+    return {
+        f"first_recall{n}": recall_at(matched, n_refs, n) for n, matched in sorted(matched_at_depth.items())
+    }
+
+
 def summarize(scores: Sequence[dict[str, float]], latencies_ms: Sequence[float]) -> dict[str, float]:
-    """Mean of each quality metric over the queries, latency percentiles, and the query count."""
+    """Mean of each quality metric over the queries (the first-stage recalls too, when every query has
+    them), latency percentiles, and the query count."""
     n = len(scores)
-    out = {m: sum(s[m] for s in scores) / n if n else math.nan for m in QUALITY}
+    depth = [m for m in DEPTH if n and all(m in s for s in scores)]
+    out = {m: sum(s[m] for s in scores) / n if n else math.nan for m in (*QUALITY, *depth)}
     return {**out, "p50_ms": percentile(latencies_ms, 50), "p99_ms": percentile(latencies_ms, 99), "n": n}
 
 
@@ -430,11 +448,13 @@ def _run_config(cfg: EvalConfig, queries: Sequence[EvalQuery], embedder, store, 
         hits = search(replace(base, query=q.query), embedder, store, reranker).hits
         latencies.append((time.perf_counter() - t0) * 1000)
         matched = judge(hits, q.relevant)
-        scores.append(query_scores(matched, len(q.relevant)))
-        first = next((rank for rank, m in enumerate(matched, 1) if m), None)
+        at_depth = {n: judge(search(replace(base, query=q.query, k=n, rerank=False), embedder, store).hits,
+                             q.relevant) for n in RERANK_DEPTHS}  # fmt: skip
+        scores.append(query_scores(matched, len(q.relevant)) | first_stage_scores(at_depth, len(q.relevant)))
         per_query.append({"line": q.line, "query": q.query, "lang": q.lang, "category": q.category,
-                          "first_relevant_rank": first, "latency_ms": round(latencies[-1], 2),
-                          "sources": [h["source"] for h in hits]})  # fmt: skip
+                          "first_relevant_rank": _first_rank(matched), "latency_ms": round(latencies[-1], 2),
+                          "sources": [h["source"] for h in hits],
+                          "first_stage_rank": _first_rank(at_depth[max(RERANK_DEPTHS)])})  # fmt: skip
     by_group: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         for key, value in (("category", q.category), ("lang", q.lang)):
@@ -445,6 +465,10 @@ def _run_config(cfg: EvalConfig, queries: Sequence[EvalQuery], embedder, store, 
     return ConfigResult(cfg, summarize(scores, latencies), index, groups, per_query)
 
 
+def _first_rank(matched: Matched) -> int | None:
+    return next((rank for rank, m in enumerate(matched, 1) if m), None)
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -453,6 +477,17 @@ def markdown_table(results: Sequence[ConfigResult]) -> str:
     rows = [[r.config.name, *(f"{r.metrics[m]:.3f}" for m in QUALITY),
              *(f"{r.metrics[m]:.1f}" for m in LATENCY), str(r.index["chunks"])] for r in results]  # fmt: skip
     return _table(head, rows)
+
+
+def depth_table(results: Sequence[ConfigResult]) -> str:
+    """First-stage recall at the rerank depths, for the results that carry it (older reports do not)."""
+    rows = [[r.config.name, *(f"{r.metrics[m]:.3f}" for m in DEPTH)] for r in results
+            if all(m in r.metrics for m in DEPTH)]  # fmt: skip
+    if not rows:
+        return ""
+    return "First-stage recall at rerank depths (the hits before any rerank):\n\n" + _table(
+        ["Config", *(LABELS[m] for m in DEPTH)], rows
+    )
 
 
 def group_table(results: Sequence[ConfigResult]) -> str:
@@ -487,8 +522,9 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 def render_markdown(report: EvalReport) -> str:
     parts = [f"# {report.name}: {report.n_queries} queries over {report.corpus}", "",
              markdown_table(report.results), "", setups(report.results)]  # fmt: skip
-    if table := group_table(report.results):
-        parts += ["", table]
+    for table in (depth_table(report.results), group_table(report.results)):
+        if table:
+            parts += ["", table]
     if report.warnings:
         parts += ["", "Warnings:", *(f"- {w}" for w in report.warnings)]
     return "\n".join(parts) + "\n"

@@ -10,7 +10,7 @@ from .records import Hit
 from .sparse import query_sparse_vector
 from .store.base import SearchFilter, Store
 
-RERANK_CANDIDATES = 40  # over-fetch for the reranker, then cut to k
+RERANK_CANDIDATES = 20  # over-fetch for the reranker, then cut to k (chosen in README: Choosing the defaults)
 MAX_K = 200
 
 

@@ -13,12 +13,15 @@ import pytest
 
 from ingest.cli import main as kb_main
 from ingest.evaluate import (
+    DEPTH,
     ConfigError,
     ConfigResult,
     EvalConfig,
     EvalQuery,
     EvalSetError,
     Reference,
+    depth_table,
+    first_stage_scores,
     gains,
     judge,
     load_test_set,
@@ -83,6 +86,36 @@ def test_metrics_stop_at_rank_10():
     assert ndcg_at([frozenset({0}), E], 1) == 1.0
     # relevant at rank 3 only: 1/log2(4) = 0.5
     assert ndcg_at([E, E, frozenset({0})], 1) == pytest.approx(0.5)
+
+
+def test_first_stage_recall_at_rerank_depths():
+    # Two references. Each depth is the list a search for that many candidates returned.
+    at_depth = {
+        10: [E] * 10,  # neither reference among 10 candidates
+        20: [E] * 14 + [frozenset({0})] + [E] * 5,  # reference 0 at rank 15
+        40: [E] * 14 + [frozenset({0})] + [E] * 19 + [frozenset({1})] + [E] * 5,  # and reference 1 at 35
+        80: [E] * 14 + [frozenset({0})] + [E] * 19 + [frozenset({1})] + [E] * 45,
+    }
+    assert first_stage_scores(at_depth, 2) == {"first_recall10": 0.0, "first_recall20": 0.5,
+                                               "first_recall40": 1.0, "first_recall80": 1.0}  # fmt: skip
+    # hybrid fusion depends on k: the 10 candidates may hold a reference that the 20 do not
+    fused = {10: [E, E, frozenset({1})], 20: [frozenset({0})] + [E] * 19}
+    assert first_stage_scores(fused, 2) == {"first_recall10": 0.5, "first_recall20": 0.5}
+    # a store with fewer chunks than the depth returns a shorter list; 2 of 3 references found
+    assert first_stage_scores({80: [frozenset({0}), frozenset({0, 2}), E]}, 3) == {"first_recall80": 2 / 3}
+
+
+def test_summarize_averages_first_stage_recall_when_every_query_has_it():
+    deep = {10: [E] * 10, 20: [E] * 14 + [frozenset({0})], 40: [frozenset({0})], 80: [frozenset({0})]}
+    shallow = {n: [E] for n in (10, 20, 40, 80)}
+    scores = [
+        query_scores(CASE, 2) | first_stage_scores(deep, 1),
+        query_scores([E], 1) | first_stage_scores(shallow, 1),
+    ]
+    out = summarize(scores, [10.0, 30.0])
+    assert [out[m] for m in DEPTH] == [0.0, 0.5, 0.5, 0.5]
+    assert out["recall10"] == 0.5  # the final ranking's recall is still its own
+    assert not set(DEPTH) & set(summarize([query_scores(CASE, 2)], [1.0]))  # absent, not averaged as 0
 
 
 def test_percentile_is_nearest_rank():
@@ -289,6 +322,16 @@ def test_markdown_table():
     assert table[3].startswith("| hybrid | 0.667 |")
 
 
+def test_depth_table_shows_first_stage_recall_and_skips_older_results():
+    deep = _result("hybrid", 0.5)
+    deep.metrics.update(zip(DEPTH, (0.75, 0.875, 1.0, 1.0), strict=True))
+    table = depth_table([_result("old", 0.5), deep]).splitlines()
+    assert table[0] == "First-stage recall at rerank depths (the hits before any rerank):"
+    assert table[2] == "| Config | R@10 | R@20 | R@40 | R@80 |"
+    assert table[4:] == ["| hybrid | 0.750 | 0.875 | 1.000 | 1.000 |"]  # the older result has no row
+    assert depth_table([_result("old", 0.5)]) == ""
+
+
 @pytest.mark.parametrize("use_matplotlib", [True, False])
 def test_png_chart(tmp_path, use_matplotlib):
     path = render_png([_result("a", 0.5), _result("b", 0.9)], tmp_path / "chart.png", use_matplotlib)
@@ -370,7 +413,8 @@ def test_kb_eval_end_to_end(qwen3_settings, qwen3_embedder, tmp_path):
     (json_path,) = reports.glob("mini-*.json")
     assert {p.suffix for p in reports.iterdir()} == {".json", ".md", ".png"}  # temporary indexes are gone
     assert json_path.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
-    assert "| small-hybrid |" in json_path.with_suffix(".md").read_text(encoding="utf-8")
+    markdown = json_path.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| small-hybrid |" in markdown and "| Config | R@10 | R@20 | R@40 | R@80 |" in markdown
     report = json.loads(json_path.read_text(encoding="utf-8"))
     assert report["n_queries"] == len(SET)
     assert [r["config"]["name"] for r in report["results"]] == ["small", "small-hybrid", "big"]
@@ -388,6 +432,7 @@ def test_kb_eval_end_to_end(qwen3_settings, qwen3_embedder, tmp_path):
         )
         assert 0 < r["metrics"]["p50_ms"] <= r["metrics"]["p99_ms"]
         assert r["metrics"]["recall10"] == 0.8  # 4 of 5 answerable, and this corpus has fewer than 10 chunks
+        assert [r["metrics"][m] for m in DEPTH] == [0.8] * 4  # so every depth holds every chunk
         assert set(r["groups"]) == {"category: keyword", "lang: en", "lang: zh"}
         assert len(r["queries"]) == len(SET) and r["queries"][4]["first_relevant_rank"] is None
 
