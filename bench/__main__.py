@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import modelgen
 
-from bench import latency, ocr, packing
+from bench import latency, ocr, packing, rerank
 
 CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
 STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
-SECTIONS = ("patched", "stock", "transformers", "contexts", "packing", "latency", "ocr")
+SECTIONS = ("patched", "stock", "transformers", "contexts", "packing", "latency", "rerank", "ocr")
 
 
 def hardware() -> str:
@@ -144,6 +144,12 @@ def main() -> None:
         report["latency"] = latency.latency_run(
             model_path, sizes=latency.SIZES[:1] if args.quick else latency.SIZES
         )
+    if "rerank" in run:
+        reranker = modelgen.build(
+            modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="q8_0", kind="reranker")
+        )
+        report["rerank"] = rerank.rerank_latency(reranker, (10,) if args.quick else (10, 20, 40),
+                                                 reps=1 if args.quick else 2)  # fmt: skip
     if "ocr" in run:
         report["ocr"] = ocr.ocr_run(ocr_reps=1 if args.quick else ocr.OCR_REPS)
     md = render(report)
@@ -182,6 +188,9 @@ def render(r: dict) -> str:
         lines += ["", packing.render(r["packing"])]
     if r.get("latency"):
         lines += latency.render(r["latency"])
+    if r.get("rerank"):
+        lines += ["", "Rerank (Qwen3-Reranker-0.6B shape, Q8_0, one query against N chunks):", "",
+                  rerank.render(r["rerank"])]  # fmt: skip
     if r.get("ocr"):
         lines += ocr.render(r["ocr"])
     return "\n".join(lines) + "\n"
