@@ -60,10 +60,13 @@ lint: install-test  ## ruff format check and lint
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
 	$(BIN)/ruff check ingest app tests && $(BIN)/ruff format --check ingest app tests
 
-bench: install-test  ## throughput and latency tables (never part of `make test`); stock engine as baseline
+# peers: the stock engine (.venv-stock) and llama.cpp's own llama-server built from the same sources and
+# patch (cached binary, see scripts/build_llama_server.sh), whose path reaches the bench as KB_LLAMA_SERVER
+bench: install-test  ## throughput and latency tables (never part of `make test`); stock engine and llama-server as peers
 	test -x .venv-stock/bin/python || $(PYTHON) -m venv .venv-stock
 	KB_LLAMA_STOCK=1 bash scripts/install_llama.sh .venv-stock/bin/python $(GPU)
-	$(BIN)/python -m bench
+	server=$$(bash scripts/build_llama_server.sh $(BIN)/python $(GPU)) && \
+	  KB_LLAMA_SERVER="$$(printf '%s\n' "$$server" | tail -n 1)" $(BIN)/python -m bench
 
 EVAL_CONFIGS ?= --config dense=chunk_tokens=256 --config hybrid=chunk_tokens=256,hybrid=on
 

@@ -25,11 +25,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import modelgen
 
-from bench import latency, ocr, packing, rerank
+from bench import latency, ocr, packing, peer_llama_server, rerank
 
 CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
 STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
-SECTIONS = ("patched", "stock", "transformers", "contexts", "packing", "latency", "rerank", "ocr")
+SECTIONS = (
+    "patched",
+    "stock",
+    "llama-server",
+    "transformers",
+    "contexts",
+    "packing",
+    "latency",
+    "rerank",
+    "ocr",
+)
 
 
 def hardware() -> str:
@@ -133,6 +143,9 @@ def main() -> None:
         report["patched"] = engine_run(Path(sys.executable), model_path, cases)
     if "stock" in run and STOCK_PYTHON.exists():
         report["stock"] = engine_run(STOCK_PYTHON, model_path, cases)
+    server = os.environ.get("KB_LLAMA_SERVER")  # `make bench` builds it (scripts/build_llama_server.sh)
+    if "llama-server" in run and server and Path(server).is_file():
+        report["llama_server"] = peer_llama_server.llama_server_run(Path(server), model_path, cases)
     if "transformers" in run:
         report["transformers_fp32"] = transformers_run(spec, cases)
     if "contexts" in run:
@@ -181,6 +194,13 @@ def render(r: dict) -> str:
         cells = [f"{row['length']} × {row['seqs']}", f"{ours:,.0f}", _num(stock), _ratio(ours, stock), _num(tf),
                  _ratio(ours, tf)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    if r.get("llama_server") and r.get("patched"):
+        lines += ["", "| tokens × seqs | ours tok/s | llama-server tok/s | ours/llama-server | cosine |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for ours, peer in zip(r["patched"]["results"], r["llama_server"], strict=False):
+            cos = peer.get("cosine_vs_ours")
+            lines.append(f"| {ours['length']} × {ours['seqs']} | {ours['tok_s']:,.0f} | {peer['tok_s']:,.0f} | "
+                         f"{_ratio(ours['tok_s'], peer['tok_s'])} | {'' if cos is None else f'{cos:.6f}'} |")  # fmt: skip
     if r.get("contexts"):
         lines += ["", "| contexts | threads each | tok/s (64 × 128 tokens) |", "|---|---|---|"]
         lines += [f"| {c['contexts']} | {c['threads_each']} | {c['tok_s']:,.0f} |" for c in r["contexts"]]

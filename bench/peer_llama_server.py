@@ -3,10 +3,11 @@
 The binary comes from scripts/build_llama_server.sh: the llama.cpp vendored in our pinned
 llama-cpp-python, with the same engine patch. It is given what our engine gets in
 ``bench.engine_worker``: the same model, the same token sequences (random ids ending with
-<|endoftext|>, last-token pooling), one slot per sequence over one unified KV cache so that a
-request's sequences are decoded together, and the same batch sizes and threads. Each case runs
-its own server on a free loopback port; the sequences go in one request (the server queues one
-task per sequence, all at once), after one warm-up request.
+<|endoftext|>, last-token pooling), one slot per sequence so that a request's sequences are
+decoded together, the same KV layout (one unified cache, or one stream per sequence), the same
+batch sizes and threads. Each case runs its own server on a free loopback port; the sequences go
+in one request (the server queues one task per sequence, all at once), after one warm-up request.
+Token ids are sent as ids, so the server adds no BOS/EOS; it L2-normalises (its default).
 """
 
 from __future__ import annotations
@@ -108,14 +109,22 @@ def embed(url: str, seqs: list[list[int]]) -> np.ndarray:
     return np.asarray([row["embedding"][0] for row in rows], dtype=np.float32)
 
 
-def server_args(length: int, n_seqs: int, n_batch: int, n_ubatch: int, threads: int) -> list[str]:
-    n_ctx = max(n_batch, length * n_seqs) + KV_PAD
+def server_args(length: int, n_seqs: int, n_batch: int, n_ubatch: int, threads: int,
+                kv_unified: bool = True) -> list[str]:  # fmt: skip
+    """llama-server's flags for one case. kv_unified: one KV cache shared by all slots, as in
+    bench.engine_worker; False: one KV stream per slot, as kb's embedder packs short inputs on CPU."""
+    if kv_unified:
+        n_ctx, layout = max(n_batch, length * n_seqs) + KV_PAD, "--kv-unified"
+    else:  # -c is split evenly between the slots
+        n_ctx, layout = n_seqs * (length + KV_PAD), "--no-kv-unified"
     return ["--embeddings", "--pooling", "last", "-c", str(n_ctx), "-b", str(max(n_batch, length)),
-            "-ub", str(n_ubatch), "-np", str(n_seqs), "--kv-unified", "-t", str(threads), "-tb", str(threads),
+            "-ub", str(n_ubatch), "-np", str(n_seqs), layout, "-t", str(threads), "-tb", str(threads),
             "-fa", "auto", "--fit", "off", "--cache-ram", "0", "--no-webui", "--no-slots"]  # fmt: skip
 
 
-def _ours(model: Path, cases, check_case: int | None, n_ubatch: int) -> tuple[int, np.ndarray | None]:
+def _ours(
+    model: Path, cases, check_case: int | None, n_ubatch: int, kv_unified: bool
+) -> tuple[int, np.ndarray | None]:
     """The <|endoftext|> id, and our engine's embeddings of the checked case (one packed decode)."""
     from ingest.engine import ContextConfig, LlamaModel
 
@@ -127,8 +136,9 @@ def _ours(model: Path, cases, check_case: int | None, n_ubatch: int) -> tuple[in
         if check_case is None:
             return eot, None
         length, n_seqs, _, n_batch = cases[check_case]
-        ctx = m.context(ContextConfig(n_ctx=max(n_batch, length), n_batch=max(n_batch, length),
-                                      n_ubatch=n_ubatch, n_seq_max=max(1, n_seqs), pooling="last"))  # fmt: skip
+        n_ctx = max(n_batch, length) if kv_unified else n_seqs * length
+        ctx = m.context(ContextConfig(n_ctx=n_ctx, n_batch=max(n_batch, length), n_ubatch=n_ubatch,
+                                      n_seq_max=max(1, n_seqs), pooling="last", kv_unified=kv_unified))  # fmt: skip
         try:
             return eot, ctx.embed(case_sequences(cases, eot)[check_case])
         finally:
@@ -143,17 +153,26 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, axis=1)))
 
 
-def llama_server_run(binary: Path, model: Path, cases: list[tuple[int, int, int, int]], threads: int = 0,
-                     n_ubatch: int = 2048, check_case: int | None = 0) -> list[dict]:  # fmt: skip
+def llama_server_run(
+    binary: Path,
+    model: Path,
+    cases: list[tuple[int, int, int, int]],
+    threads: int = 0,
+    n_ubatch: int = 2048,
+    check_case: int | None = 0,
+    kv_unified: bool = True,
+) -> list[dict]:
     """Rows like bench.engine_worker's, plus ``cosine_vs_ours``: the lowest cosine, over the sequences
     of case ``check_case``, between llama-server's vector and our engine's (None for the other cases)."""
     threads = threads or os.cpu_count() or 1
-    eot, ours = _ours(model, cases, check_case, n_ubatch)
+    eot, ours = _ours(model, cases, check_case, n_ubatch, kv_unified)
     rows = []
     all_seqs = case_sequences(cases, eot)
     for i, (length, n_seqs, reps, n_batch) in enumerate(cases):
         seqs = all_seqs[i]
-        with llama_server(binary, model, server_args(length, n_seqs, n_batch, n_ubatch, threads)) as url:
+        with llama_server(
+            binary, model, server_args(length, n_seqs, n_batch, n_ubatch, threads, kv_unified)
+        ) as url:
             first = embed(url, seqs)  # warm-up
             times = []
             for _ in range(reps):
