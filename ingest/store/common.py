@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ingest.pagesources import META_KEYS, PageSources
-from ingest.store.base import FileState, SearchFilter
+from ingest.sparse import SparseVector
+from ingest.store.base import FileState, Point, SearchFilter
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -54,6 +55,13 @@ def enrich_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def strip_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (payload or {}).items() if k not in HIDDEN_FIELDS}
+
+
+def point_from_record(point_id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None) -> Point:
+    """A stored record (named dense and sparse vectors, payload) as a Point, whichever engine read it."""
+    sparse = vectors.get(SPARSE)
+    return Point(id=str(point_id), vector=list(vectors[DENSE]), payload=strip_payload(payload),
+                 sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None)  # fmt: skip
 
 
 def normalize_prefix(prefix: str | None) -> str | None:

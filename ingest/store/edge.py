@@ -48,6 +48,7 @@ from ingest.store.common import (
     enrich_payload,
     normalize_fingerprint,
     plan_conditions,
+    point_from_record,
     prefetch_limit,
     strip_payload,
 )
@@ -273,13 +274,7 @@ class EdgeStore:
                 records, offset = self._shard.scroll(request)
             for r in records:
                 vectors: dict[str, Any] = dict(r.vector or {})  # type: ignore[arg-type]
-                sparse = vectors.get(SPARSE)
-                yield Point(
-                    id=str(r.id),
-                    vector=list(vectors[DENSE]),
-                    payload=strip_payload(r.payload),
-                    sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None,
-                )
+                yield point_from_record(r.id, vectors, r.payload)
             if offset is None:
                 return
 

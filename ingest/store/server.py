@@ -34,6 +34,7 @@ from ingest.store.common import (
     enrich_payload,
     normalize_fingerprint,
     plan_conditions,
+    point_from_record,
     prefetch_limit,
     strip_payload,
 )
@@ -196,13 +197,7 @@ class ServerStore:
                                                      with_payload=RETURNED_PAYLOAD, with_vectors=True)  # fmt: skip
             for r in records:
                 vectors: dict[str, Any] = r.vector if isinstance(r.vector, dict) else {}
-                sparse = vectors.get(SPARSE)
-                yield Point(
-                    id=str(r.id),
-                    vector=list(vectors[DENSE]),
-                    payload=strip_payload(r.payload),
-                    sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None,
-                )
+                yield point_from_record(r.id, vectors, r.payload)
             if offset is None:
                 return
 
