@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from corpus import write_markdown
 from qdrant_client import QdrantClient
+from test_store import SCORE_RTOL, ranked_groups
 
 from ingest.backup import BackupError, export_collection, import_collection, read_info
 from ingest.loaders import LoadOptions
@@ -40,7 +41,6 @@ QUERIES = [
 WORDS = ["otter", "river", "stone", "willow", "heron", "moss", "fern", "pebble", "current", "reed", "delta",
          "marsh", "kingfisher"]  # fmt: skip
 K = 8
-SCORE_RTOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +81,6 @@ def queries(store, embedder) -> list[list]:
         out += [store.search(dense=dense, k=K), store.search(sparse=sparse, k=K),
                 store.search(dense=dense, sparse=sparse, k=K)]  # fmt: skip
     return out
-
-
-def ranked_groups(hits) -> list[set[str]]:
-    """Ids grouped by equal score (two engines may break ties differently)."""
-    groups: list[tuple[float, set[str]]] = []
-    for hit in hits:
-        if groups and abs(hit.score - groups[-1][0]) <= SCORE_RTOL * max(1.0, abs(hit.score)):
-            groups[-1][1].add(hit.id)
-        else:
-            groups.append((hit.score, {hit.id}))
-    return [ids for _, ids in groups]
 
 
 def assert_same_hits(a, b) -> None:
