@@ -76,9 +76,9 @@ eval: install  ## retrieval quality on the shipped sets (table + JSON + PNG in d
 	$(BIN)/kb eval data/eval/code.jsonl --corpus ingest $(EVAL_CONFIGS)
 
 eval-minilm: install-test  ## the shipped sets with all-MiniLM-L6-v2 converted locally (English only, offline)
-	KB_EMBED_MODEL=$$(cd tests && ../$(BIN)/python -c "import minilm; print(minilm.build_minilm_gguf())") \
+	KB_EMBED_MODEL=$$($(BIN)/python -c "from tests.helpers import minilm; print(minilm.build_minilm_gguf())") \
 	  $(BIN)/kb eval data/eval/traps.jsonl --corpus data/eval/traps --lang en $(EVAL_CONFIGS)
-	KB_EMBED_MODEL=$$(cd tests && ../$(BIN)/python -c "import minilm; print(minilm.build_minilm_gguf())") \
+	KB_EMBED_MODEL=$$($(BIN)/python -c "from tests.helpers import minilm; print(minilm.build_minilm_gguf())") \
 	  $(BIN)/kb eval data/eval/code.jsonl --corpus ingest $(EVAL_CONFIGS)
 
 clean:  ## remove the virtualenv (the engine wheel stays cached)

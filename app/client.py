@@ -10,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app.render import escape_md
-from ingest.client import KbClient, ServiceError
-from ingest.settings import Settings
+from kb.service.client import KbClient, ServiceError
+from kb.settings import Settings
 
 PROBE_TIMEOUT_S = 2.0
 START_HINT = "Start it with `kb serve` (or `make run`, which starts both the service and this app)."
@@ -30,14 +30,14 @@ def role() -> str:
 
 
 def can(needed: str) -> bool:
-    from ingest.auth import role_at_least
+    from kb.service.auth import role_at_least
 
     return role_at_least(role(), needed)
 
 
 def exposed() -> bool:
     """Whether this app listens on more than the loopback interface."""
-    from ingest.settings import LOOPBACK_HOSTS
+    from kb.settings import LOOPBACK_HOSTS
 
     return (st.get_option("server.address") or "0.0.0.0") not in LOOPBACK_HOSTS  # unset: every interface
 

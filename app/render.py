@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest.evaluate import LABELS, LATENCY, QUALITY
+from kb.tools.evaluate import LABELS, LATENCY, QUALITY
 from ingest.pagesources import page_ranges
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes all)

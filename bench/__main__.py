@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import modelgen
+from tests.helpers import modelgen
 
 from bench import latency, ocr, packing, peer_llama_server, rerank
 
@@ -92,9 +92,9 @@ def transformers_run(spec: modelgen.ModelSpec, cases) -> list[dict]:
 
 
 def contexts_run(model_path: Path, k_values=(1, 2)) -> list[dict]:
-    from ingest.embedder import Embedder, EngineConfig
-    from ingest.engine import LlamaModel
-    from ingest.recipes import QWEN3
+    from ingest.model.embedder import Embedder, EngineConfig
+    from ingest.model.engine import LlamaModel
+    from ingest.model.recipes import QWEN3
 
     model = LlamaModel(model_path)
     rng = np.random.default_rng(1)

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ingest.engine import ContextConfig, LlamaModel, patch_level
+from ingest.model.engine import ContextConfig, LlamaModel, patch_level
 
 
 def main() -> None:

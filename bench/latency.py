@@ -2,7 +2,7 @@
 
 Each store holds ``n`` points shaped like real chunks: a random unit 1024-dim vector, a BM25 sparse
 vector of ~1 KB of Zipf-distributed text (a 256-token chunk) and the chunk payload. Queries go
-through ``ingest.search.search`` with the loaded query embedder, dense only and hybrid (dense +
+through ``kb.search.query.search`` with the loaded query embedder, dense only and hybrid (dense +
 sparse, fused by the store); the timings it returns split embed from store time. The concurrency
 rows issue queries from several threads at once against one embedder guarded the way the service
 guards it (one query context, one thread at a time) and one store.
@@ -114,7 +114,7 @@ def fill(store, n: int, dim: int, corpus: Corpus, rng: np.random.Generator) -> d
 
 def query_run(embedder, store, queries: list[str], hybrid: bool) -> dict:
     """Sequential queries through the real search path: embed, store and end-to-end times."""
-    from ingest.search import SearchRequest, search
+    from kb.search.query import SearchRequest, search
 
     for q in queries[:WARMUP_QUERIES]:
         search(SearchRequest(q, hybrid=hybrid), embedder, store)
@@ -130,7 +130,7 @@ def query_run(embedder, store, queries: list[str], hybrid: bool) -> dict:
 
 
 def _client(serial, store, queries: list[str], barrier: threading.Barrier, out: list[float]) -> None:
-    from ingest.search import SearchRequest, search
+    from kb.search.query import SearchRequest, search
 
     barrier.wait()
     for q in queries:
@@ -141,7 +141,7 @@ def _client(serial, store, queries: list[str], barrier: threading.Barrier, out: 
 
 def concurrency_run(embedder, store, queries: list[str], levels=CONCURRENCY) -> list[dict]:
     """End-to-end hybrid queries from ``c`` threads at once, one query context behind the service's lock."""
-    from ingest.owner import _SerialQueries
+    from kb.service.core import _SerialQueries
 
     serial = _SerialQueries(embedder, threading.Lock())
     rows = []
@@ -170,9 +170,9 @@ def concurrency_run(embedder, store, queries: list[str], levels=CONCURRENCY) -> 
 def latency_run(model_path: Path, sizes=SIZES, queries: int = QUERIES, concurrency=CONCURRENCY) -> dict:
     import tempfile
 
-    from ingest.embedder import Embedder, EngineConfig
-    from ingest.engine import LlamaModel
-    from ingest.recipes import QWEN3
+    from ingest.model.embedder import Embedder, EngineConfig
+    from ingest.model.engine import LlamaModel
+    from ingest.model.recipes import QWEN3
     from ingest.store.edge import EdgeStore
 
     model = LlamaModel(model_path)

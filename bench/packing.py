@@ -17,9 +17,9 @@ import numpy as np
 def packing_run(
     model_path: Path, cases=((256, 32), (128, 64)), reps: int = 3, n_batch: int = 8192
 ) -> list[dict]:
-    from ingest.embedder import Embedder, EngineConfig
-    from ingest.engine import LlamaModel
-    from ingest.recipes import QWEN3
+    from ingest.model.embedder import Embedder, EngineConfig
+    from ingest.model.engine import LlamaModel
+    from ingest.model.recipes import QWEN3
 
     model = LlamaModel(model_path)
     eot = model.token_id("<|endoftext|>")
@@ -64,8 +64,7 @@ def render(rows: list[dict]) -> str:
 if __name__ == "__main__":
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    import modelgen
+    from tests.helpers import modelgen
 
     shape = modelgen.QWEN3_0_6B if "--full" in sys.argv else modelgen.TINY
     path = modelgen.build(modelgen.ModelSpec(shape=shape, ftype="f16"))

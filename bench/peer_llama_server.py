@@ -126,7 +126,7 @@ def _ours(
     model: Path, cases, check_case: int | None, n_ubatch: int, kv_unified: bool
 ) -> tuple[int, np.ndarray | None]:
     """The <|endoftext|> id, and our engine's embeddings of the checked case (one packed decode)."""
-    from ingest.engine import ContextConfig, LlamaModel
+    from ingest.model.engine import ContextConfig, LlamaModel
 
     m = LlamaModel(model)
     try:

@@ -1,4 +1,4 @@
-"""Rerank latency against the candidate count: one query scored by ``ingest.rerank.Reranker`` against
+"""Rerank latency against the candidate count: one query scored by ``ingest.model.reranker.Reranker`` against
 N chunks of about 256 tokens, for the N a search might over-fetch.
 
 The reranker scores one (query, chunk) prompt per decode, so the cost should grow with N; this
@@ -47,8 +47,8 @@ def chunk_texts(model, n: int, tokens: int = CHUNK_TOKENS, seed: int = 0) -> lis
 def rerank_latency(model_path: Path, candidates=CANDIDATES, reps: int = 3, tokens: int = CHUNK_TOKENS,
                    n_threads: int = 0) -> list[dict]:  # fmt: skip
     """Per candidate count: median seconds to score the query against that many chunks."""
-    from ingest.engine import LlamaModel
-    from ingest.rerank import DEFAULT_INSTRUCTION, Reranker, format_pair
+    from ingest.model.engine import LlamaModel
+    from ingest.model.reranker import DEFAULT_INSTRUCTION, Reranker, format_pair
 
     reranker = Reranker(LlamaModel(model_path), n_threads=n_threads)
     try:
@@ -85,8 +85,7 @@ def render(rows: list[dict], hardware: str = "") -> str:
 def main() -> None:
     import argparse
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    import modelgen
+    from tests.helpers import modelgen
 
     from bench.__main__ import hardware
 

@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
-from .loaders.base import Document
-from .loaders.code import CODE_LANGUAGES
-from .records import Section
+from ingest.loaders.base import Document
+from ingest.loaders.code import CODE_LANGUAGES
+from ingest.records import Section
 
 TokenCounter = Callable[[str], int]
 Span = tuple[int, int]  # [start, end) character offsets into a section's text

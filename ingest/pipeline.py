@@ -36,14 +36,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chunking import chunk_document
-from .discover import discover
-from .loaders import Document, LoadError, LoadOptions
-from .pagesources import PageSources
-from .parsepool import ParseLimits, ParsePool
-from .records import Chunk, point_id, sha256_text
-from .sparse import sparse_vector
-from .store.base import FingerprintMismatch, Point, Store
+from ingest.chunking import chunk_document
+from ingest.discover import discover
+from ingest.loaders import Document, LoadError, LoadOptions
+from ingest.pagesources import PageSources
+from ingest.parsing.pool import ParseLimits, ParsePool
+from ingest.records import Chunk, point_id, sha256_text
+from ingest.sparse import sparse_vector
+from ingest.store.base import FingerprintMismatch, Point, Store
 
 EMBED_BATCH_TOKENS = 16384  # chunks gathered before one embed call (spread over the contexts)
 # the store is flushed after a batch when this long has passed since the last flush (Qdrant's own
@@ -252,7 +252,7 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
     segment starting with '.', which discovery never yields): a folder ingest leaves uploads alone.
 
     Files that cannot be indexed are reported in ``skipped`` with the reason and never abort the run;
-    parsing runs in worker processes under ``limits.parse`` (see ``ingest.parsepool``).
+    parsing runs in worker processes under ``limits.parse`` (see ``ingest.parsing.pool``).
     """
     if scope and not (scope.startswith(HIDDEN_NAMESPACE) and scope.endswith("/")):
         raise ValueError(f"scope {scope!r} must look like '.name/'")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import modelgen
+from tests.helpers import modelgen
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +16,7 @@ def qwen3_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def qwen3_settings(qwen3_gguf, tmp_path_factory):
-    from ingest.settings import Settings
+    from kb.settings import Settings
 
     return Settings(embed_model=str(qwen3_gguf), n_ctx=4096, n_batch=2048, n_ubatch=512,
                     data_dir=tmp_path_factory.mktemp("data"), _env_file=None)  # fmt: skip
@@ -27,7 +24,7 @@ def qwen3_settings(qwen3_gguf, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def qwen3_embedder(qwen3_settings):
-    from ingest.embedder import make_embedder
+    from ingest.model.embedder import make_embedder
 
     emb = make_embedder(qwen3_settings)
     yield emb

@@ -15,7 +15,7 @@ from app.render import (
     report_summary,
     upload_rows,
 )
-from ingest.client import KbClient
+from kb.service.client import KbClient
 
 POLL_S = 1.0  # how often the jobs panel asks the service while the page is open
 RECENT_JOBS = 10  # finished jobs listed under the running ones

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import code, markdown, pdf, text
-from .base import Document, LoadError, LoadOptions
+from ingest.loaders import code, markdown, pdf, text
+from ingest.loaders.base import Document, LoadError, LoadOptions
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from charset_normalizer import from_bytes
 
-from ..records import Section
+from ingest.records import Section
 
 KINDS = ("pdf", "markdown", "code", "text")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Document, LoadError, line_section, read_text
+from ingest.loaders.base import Document, LoadError, line_section, read_text
 
 KIND = "text"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.settings import Settings
+from kb.settings import Settings
 from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
 from ingest.store.edge import EdgeStore
 

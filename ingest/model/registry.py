@@ -1,0 +1,72 @@
+"""Known models: where each comes from, its shape, and the recipe it needs.
+
+Checksums: ``sha256`` is pinned where it was verified; otherwise ``kb model pull`` takes the hub's
+LFS SHA-256 for the exact file before downloading, verifies the bytes against it, and records it
+beside the weights (``<file>.sha256``) so every later load can be checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.model import recipes
+from ingest.model.recipes import Recipe
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    name: str
+    role: str  # embed | rerank
+    repo: str
+    filename: str
+    size_mb: int  # approximate, for the progress bar before the hub answers
+    dim: int  # native embedding dimension (hidden size for rerankers)
+    mrl_min: int  # smallest allowed Matryoshka cut (== dim: no cut allowed)
+    context: int  # tokens
+    recipe: Recipe
+    sha256: str | None = None
+
+    def path(self, models_dir: Path) -> Path:
+        return models_dir / self.filename
+
+    def check_dim(self, dim: int | None) -> int:
+        """The dimension to use, or ValueError when the cut is outside the model's range."""
+        if dim is None:
+            return self.dim
+        if not self.mrl_min <= dim <= self.dim:
+            raise ValueError(f"{self.name} supports dimensions {self.mrl_min}..{self.dim}, not {dim}")
+        return dim
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    e.name: e
+    for e in (
+        ModelEntry("qwen3-embedding-0.6b", "embed", "Qwen/Qwen3-Embedding-0.6B-GGUF",
+                   "Qwen3-Embedding-0.6B-Q8_0.gguf", 639, 1024, 32, 32768, recipes.QWEN3),
+        ModelEntry("qwen3-embedding-4b", "embed", "Qwen/Qwen3-Embedding-4B-GGUF",
+                   "Qwen3-Embedding-4B-Q8_0.gguf", 4280, 2560, 32, 32768, recipes.QWEN3),
+        ModelEntry("qwen3-embedding-8b", "embed", "Qwen/Qwen3-Embedding-8B-GGUF",
+                   "Qwen3-Embedding-8B-Q8_0.gguf", 8050, 4096, 32, 32768, recipes.QWEN3),
+        ModelEntry("qwen3-reranker-0.6b", "rerank", "ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF",
+                   "qwen3-reranker-0.6b-q8_0.gguf", 640, 1024, 1024, 40960, recipes.QWEN3),
+        ModelEntry("bge-m3", "embed", "gpustack/bge-m3-GGUF", "bge-m3-Q8_0.gguf",
+                   635, 1024, 1024, 8192, recipes.BGE_M3),
+        ModelEntry("bge-base-en-v1.5", "embed", "CompendiumLabs/bge-base-en-v1.5-gguf",
+                   "bge-base-en-v1.5-q8_0.gguf", 117, 768, 768, 512, recipes.BGE_EN),
+        ModelEntry("bge-base-zh-v1.5", "embed", "CompendiumLabs/bge-base-zh-v1.5-gguf",
+                   "bge-base-zh-v1.5-q8_0.gguf", 109, 768, 768, 512, recipes.BGE_ZH),
+        ModelEntry("mxbai-embed-large-v1", "embed", "mixedbread-ai/mxbai-embed-large-v1",
+                   "gguf/mxbai-embed-large-v1-f16.gguf", 670, 1024, 64, 512, recipes.MXBAI),
+    )
+}  # fmt: skip
+
+
+def lookup(name_or_path: str) -> ModelEntry | None:
+    """The registry entry for a name, or None when the setting is a path to a GGUF file."""
+    return REGISTRY.get(name_or_path.lower())
+
+
+def resolve_path(name_or_path: str, models_dir: Path) -> Path:
+    entry = lookup(name_or_path)
+    return entry.path(models_dir) if entry else Path(name_or_path).expanduser()

@@ -1,0 +1,103 @@
+"""`kb user …` and `kb token …`: the accounts file of team access, edited on the machine itself."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from kb.service.auth import ROLES, Accounts, AuthError
+from kb.settings import Settings
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+def _accounts(args: argparse.Namespace) -> Accounts:
+    data_dir = getattr(args, "data_dir", None)
+    return Accounts(Settings(**({"data_dir": data_dir} if data_dir else {})).accounts_path)
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if first != getpass.getpass("again: "):
+        raise AuthError("the two passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    try:
+        if args.action == "list":
+            for u in accounts.users():
+                print(f"{u['name']}\t{u['role']}\t{u['created']}")
+        elif args.action == "add":
+            if any(u["name"] == args.name for u in accounts.users()):
+                raise AuthError(f"user {args.name!r} exists (use `kb user passwd` or `kb user role`)")
+            accounts.set_user(args.name, _password(args), args.role)
+            print(f"added {args.name} ({args.role}) to {accounts.path}")
+        elif args.action == "passwd":
+            if not any(u["name"] == args.name for u in accounts.users()):
+                raise AuthError(f"no user {args.name!r}")
+            accounts.set_user(args.name, _password(args))
+            print(f"password of {args.name} changed")
+        elif args.action == "role":
+            accounts.set_role(args.name, args.role)
+            print(f"{args.name} is now {args.role}")
+        elif args.action == "remove":
+            accounts.remove_user(args.name)
+            print(f"removed {args.name}")
+    except AuthError as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    try:
+        if args.action == "list":
+            for t in accounts.tokens():
+                print(f"{t['id']}\t{t['name']}\t{t['role']}\t{t['created']}")
+        elif args.action == "create":
+            token = accounts.create_token(args.name, args.role)
+            print(token)
+            print("(shown once; send it as `Authorization: Bearer …`, or set KB_API_TOKEN for the CLI)",
+                  file=sys.stderr)  # fmt: skip
+        elif args.action == "revoke":
+            accounts.revoke_token(args.id)
+            print(f"revoked {args.id}")
+    except AuthError as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def register_cli(sub) -> None:
+    user = sub.add_parser("user", help="team access: local accounts (KB_ACCOUNTS_FILE)")
+    users = user.add_subparsers(dest="action", required=True)
+    users.add_parser("list", help="the users and their roles")
+    for action, text in (("add", "add a user"), ("passwd", "change a user's password")):
+        a = users.add_parser(action, help=text)
+        a.add_argument("name")
+        if action == "add":
+            a.add_argument("--role", choices=ROLES, default="reader")
+        a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    r = users.add_parser("role", help="change a user's role")
+    r.add_argument("name")
+    r.add_argument("role", choices=ROLES)
+    users.add_parser("remove", help="remove a user").add_argument("name")
+    user.set_defaults(func=cmd_user)
+
+    token = sub.add_parser("token", help="team access: API tokens for scripts and the CLI")
+    tokens = token.add_subparsers(dest="action", required=True)
+    tokens.add_parser("list", help="the tokens (ids, names, roles; never the secrets)")
+    c = tokens.add_parser("create", help="make a token and print it once")
+    c.add_argument("name", help="who or what uses it")
+    c.add_argument("--role", choices=ROLES, default="reader")
+    tokens.add_parser("revoke", help="revoke a token by its id").add_argument("id")
+    token.set_defaults(func=cmd_token)
+
+
+__all__ = ["register_cli"]

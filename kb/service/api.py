@@ -1,0 +1,449 @@
+"""`kb serve`: the JSON API over the one process owning the model and the store (``owner.py``).
+
+Qdrant's embedded engine admits one process and the model should load once, so the app and the CLI
+use this service when it runs (``client.py``). Endpoints (JSON unless said):
+
+- ``GET /health`` (cheap: which store it serves), ``GET /status`` (model, device, dim, points, model
+  load time, patched engine, jobs by state, last ingest report)
+- ``POST /search`` {query, k, rerank, hybrid, prefix, glob, kinds, exts, task} →
+  {hits: [search.hit_record…], timings_ms}
+- ``POST /jobs/folder`` {path (absolute), rebuild, exclude, origin cli|ui|api} → the queued job;
+  ``POST /jobs/upload`` (multipart files, optional field origin) → {job, files}; ``GET /jobs``,
+  ``GET /jobs/{id}`` (state queued|running|done|failed, progress, report, error, origin, times)
+- ``GET /documents``, ``DELETE /documents?source=``, ``GET /files?source=`` (the file itself, from
+  the uploads or the last ingested folder, never from outside them)
+- ``GET /eval/reports[?name=]`` (the `kb eval` reports, newest first, with one report's JSON),
+  ``GET /eval/reports/{name}/chart`` (its PNG)
+- ``POST /v1/embeddings`` (OpenAI-compatible, float or base64, optional dimensions): every input is
+  embedded as a *document*, bare, the way stored chunks are; a query wants ``/search``, which adds
+  the query instruction.
+
+It binds 127.0.0.1 by default, only loopback Host names are accepted on a loopback bind (DNS
+rebinding), and writes carrying another site's Origin are refused (a web page driving the browser).
+With team access on (``KB_AUTH``; on by default when it listens beyond localhost) every endpoint but
+``/health`` and ``POST /auth/login`` wants ``Authorization: Bearer <token>``: an API token (``kb token
+create``) or the session token a login returns (``POST /auth/login`` {username, password} → {token,
+file_token, user, role, expires}; ``POST /auth/logout``; ``GET /auth/me``). ``/files`` also takes
+``?ft=<file_token>``, so that a browser can open a link. Readers search and read; editors upload,
+delete and ingest folders under ``KB_INGEST_ROOTS``; admins also ingest any folder (when no roots are
+set) and rebuild (``auth.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kb.service.auth import Accounts, AuthError, Principal, Sessions, role_at_least
+from ingest.model.download import ModelUnavailable
+from ingest.model.embedder import InputTooLong
+from kb.service.jobs import ORIGINS
+from kb.service.core import InvalidRequest, KbService, NotFound, Refused
+from kb.search.query import SearchRequest
+from kb.settings import Settings
+from ingest.store import SearchFilter, StoreError
+
+MAX_EMBED_INPUTS = 2048
+MAX_UPLOAD_FILES = 1000
+DRAIN_MAX_BYTES = 1 << 30  # what of a refused upload is still read, so that the client hears the refusal
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
+class ApiError(Exception):
+    """A request the API answers with this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _kb(request: Request) -> KbService:
+    return request.app.state.kb
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ApiError(415, "send a JSON body with Content-Type: application/json")
+    try:
+        body = await request.json()
+    except ValueError as err:
+        raise ApiError(400, f"invalid JSON: {err}") from err
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    value = body.get(name)
+    if value is None:
+        return default
+    if kind is list:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ApiError(400, f"{name} must be {'a list of strings' if kind is list else kind.__name__}")
+
+
+def _origin(body: dict[str, Any]) -> str:
+    origin = _field(body, "origin", str, "api")
+    if origin not in ORIGINS:
+        raise ApiError(400, f"origin must be one of {', '.join(ORIGINS)}")
+    return origin
+
+
+def _principal(request: Request) -> Principal | None:
+    """Who is asking (None when team access is off)."""
+    return request.scope.get("kb_principal")
+
+
+def _require(request: Request, role: str, doing: str) -> None:
+    who = _principal(request)
+    if request.app.state.sessions is not None and (who is None or not role_at_least(who.role, role)):
+        raise ApiError(
+            403, f"{doing} needs the {role} role" + (f"; {who.name} is a {who.role}" if who else "")
+        )
+
+
+async def health(request: Request) -> Response:
+    kb, sessions = _kb(request), request.app.state.sessions
+    if sessions is not None and _principal(request) is None:  # nothing about this machine to strangers
+        return JSONResponse({"ok": True, "auth": True})
+    return JSONResponse({**kb.health(), "auth": sessions is not None})
+
+
+async def login(request: Request) -> Response:
+    sessions: Sessions | None = request.app.state.sessions
+    if sessions is None:
+        raise ApiError(400, "team access is off (KB_AUTH): no login needed")
+    body = await _json(request)
+    name, password = _field(body, "username", str, ""), _field(body, "password", str, "")
+    try:
+        return JSONResponse(await run_in_threadpool(sessions.login, name, password))
+    except AuthError as err:
+        raise ApiError(401, str(err)) from None
+
+
+async def logout(request: Request) -> Response:
+    sessions: Sessions | None = request.app.state.sessions
+    token = _bearer(request.headers)
+    if sessions is not None and token:
+        sessions.logout(token)
+    return JSONResponse({"ok": True})
+
+
+async def whoami(request: Request) -> Response:
+    who = _principal(request)
+    return JSONResponse({"user": who.name, "role": who.role} if who else {"user": None, "role": "admin"})
+
+
+async def status(request: Request) -> Response:
+    return JSONResponse(await run_in_threadpool(_kb(request).status))
+
+
+async def search_endpoint(request: Request) -> Response:
+    body = await _json(request)
+    query = _field(body, "query", str)
+    if query is None:
+        raise ApiError(400, "query is required")
+    flt = SearchFilter(source_prefix=_field(body, "prefix", str), source_glob=_field(body, "glob", str),
+                       kinds=tuple(_field(body, "kinds", list, [])),
+                       exts=tuple(_field(body, "exts", list, [])))  # fmt: skip
+    kb = _kb(request)
+    req = SearchRequest(query, k=_field(body, "k", int, 10), rerank=_field(body, "rerank", bool, False),
+                        hybrid=_field(body, "hybrid", bool, kb.settings.hybrid), filter=flt,
+                        task=_field(body, "task", str))  # fmt: skip
+    return JSONResponse(await run_in_threadpool(kb.search, req))
+
+
+async def submit_folder(request: Request) -> Response:
+    body = await _json(request)
+    path = _field(body, "path", str)
+    if not path:
+        raise ApiError(400, "path is required")
+    rebuild = _field(body, "rebuild", bool, False)
+    roots = _kb(request).settings.ingest_roots
+    _require(request, "admin" if rebuild or not roots else "editor",
+             "a rebuild" if rebuild else "ingesting a server folder")  # fmt: skip
+    job = await run_in_threadpool(_kb(request).submit_folder, path, rebuild,
+                                  _field(body, "exclude", list, []), _origin(body))  # fmt: skip
+    return JSONResponse(job.as_dict(), status_code=202)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise _TooLarge
+        yield chunk
+
+
+async def _too_large(request: Request, limit_mb: int) -> ApiError:
+    """The 413, once the rest of the body is read and dropped (up to a bound): a client still sending
+    would otherwise get a broken pipe instead of the answer."""
+    drained = 0
+    while drained <= DRAIN_MAX_BYTES:
+        message = await request.receive()
+        drained += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    return ApiError(413, f"upload larger than {limit_mb} MB (KB_UPLOAD_MAX_MB)")
+
+
+async def submit_upload(request: Request) -> Response:
+    kb = _kb(request)
+    _require(request, "editor", "uploading")
+    limit_mb = kb.settings.upload_max_mb
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "send the files as multipart/form-data")
+    if int(request.headers.get("content-length") or 0) > limit_mb << 20:
+        raise await _too_large(request, limit_mb)
+    parser = MultiPartParser(
+        request.headers, _capped(request.stream(), limit_mb << 20), max_files=MAX_UPLOAD_FILES
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as err:
+        raise ApiError(400, err.message) from err
+    except _TooLarge:  # a body without (or with a false) Content-Length
+        raise await _too_large(request, limit_mb) from None
+    try:
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            raise ApiError(400, "no files in the upload")
+        origin = _origin({"origin": form.get("origin")} if isinstance(form.get("origin"), str) else {})
+        named = [(f.filename or "upload", f.file) for f in files]
+        result = await run_in_threadpool(kb.store_uploads, named, origin)
+    finally:
+        await form.close()
+    return JSONResponse(result, status_code=202)
+
+
+async def list_jobs(request: Request) -> Response:
+    jobs = await run_in_threadpool(_kb(request).queue.recent)
+    return JSONResponse({"jobs": [j.as_dict() for j in jobs]})
+
+
+async def get_job(request: Request) -> Response:
+    job = await run_in_threadpool(_kb(request).queue.get, request.path_params["job_id"])
+    if job is None:
+        raise ApiError(404, "no such job")
+    return JSONResponse(job.as_dict())
+
+
+def _source(request: Request) -> str:
+    source = request.query_params.get("source")
+    if not source:
+        raise ApiError(400, "source is required")
+    return source
+
+
+async def documents(request: Request) -> Response:
+    kb = _kb(request)
+    if request.method == "DELETE":
+        _require(request, "editor", "deleting a document")
+        return JSONResponse(await run_in_threadpool(kb.delete_document, _source(request)))
+    return JSONResponse({"documents": await run_in_threadpool(kb.documents)})
+
+
+async def files(request: Request) -> Response:
+    path, name = await run_in_threadpool(_kb(request).file_for, _source(request))
+    pdf = path.suffix.lower() == ".pdf"
+    return FileResponse(path, media_type="application/pdf" if pdf else "text/plain; charset=utf-8",
+                        filename=name, content_disposition_type="inline", headers=FILE_HEADERS)  # fmt: skip
+
+
+async def eval_reports(request: Request) -> Response:
+    """The `kb eval` reports, newest first, and one of them inline (``?name=``; default the newest)."""
+    kb = _kb(request)
+    reports = await run_in_threadpool(kb.eval_reports)
+    name = request.query_params.get("name") or (reports[0]["name"] if reports else None)
+    report = await run_in_threadpool(kb.eval_report, name) if name else None
+    if report is not None:  # the chart itself: /eval/reports/{name}/chart
+        report = {**report, "png": report["png"] and str(report["png"])}
+    return JSONResponse({"reports": reports, "report": report})
+
+
+async def eval_chart(request: Request) -> Response:
+    path = await run_in_threadpool(_kb(request).eval_chart, request.path_params["name"])
+    return FileResponse(path, media_type="image/png", headers=FILE_HEADERS)
+
+
+async def openai_embeddings(request: Request) -> Response:
+    kb = _kb(request)
+    body = await _json(request)
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+        raise ApiError(400, "input must be a string or a non-empty list of strings (no token arrays)")
+    if len(texts) > MAX_EMBED_INPUTS:
+        raise ApiError(400, f"at most {MAX_EMBED_INPUTS} inputs per request")
+    encoding = _field(body, "encoding_format", str, "float")
+    if encoding not in ("float", "base64"):
+        raise ApiError(400, "encoding_format must be float or base64")
+    dims = _field(body, "dimensions", int)
+    if dims is not None and not 0 < dims <= kb.embedder.dim:
+        raise ApiError(400, f"dimensions must be 1..{kb.embedder.dim}")
+    vectors, tokens = await run_in_threadpool(kb.embeddings, texts, dims)
+    as_base64 = encoding == "base64"
+    data = [{"object": "embedding", "index": i,
+             "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist()}
+            for i, v in enumerate(vectors)]  # fmt: skip
+    return JSONResponse({"object": "list", "data": data, "model": kb.settings.embed_model,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+
+
+# named errors of the library, as HTTP statuses (ApiError carries its own)
+STATUS_OF: dict[type[Exception], int] = {
+    InvalidRequest: 400, InputTooLong: 400, Refused: 403, NotFound: 404,
+    StoreError: 503, ModelUnavailable: 503,
+}  # fmt: skip
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        status_code = exc.status
+    else:  # the first listed class it is an instance of (FingerprintMismatch is a StoreError)
+        status_code = next(code for kind, code in STATUS_OF.items() if isinstance(exc, kind))
+    message = exc.message if isinstance(exc, ApiError) else str(exc)
+    if request.url.path.startswith("/v1/"):  # the OpenAI error shape
+        kind = "invalid_request_error" if status_code < 500 else "server_error"
+        error = {"message": message, "type": kind, "param": None, "code": None}
+        return JSONResponse({"error": error}, status_code)
+    return JSONResponse({"error": message}, status_code)
+
+
+class _NoCrossSiteWrites:
+    """Refuses writes a web page on another site makes through the user's browser (its Origin)."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            origin = Headers(scope=scope).get("origin")
+            if origin and urlsplit(origin).hostname not in self.hosts:
+                await JSONResponse({"error": "cross-site request refused"}, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+PUBLIC = {"/health", "/auth/login", "/auth/logout"}
+FILE_TOKEN_PATHS = {"/files"}
+
+
+def _bearer(headers: Headers) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _RequireLogin:
+    """Team access: nobody past this without a valid token (``PUBLIC`` paths aside); the principal
+    goes into the scope for the handlers' role checks."""
+
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        self.app, self.sessions = app, sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        token = _bearer(request.headers)
+        who = await run_in_threadpool(self.sessions.check, token) if token else None
+        if who is None and scope["path"] in FILE_TOKEN_PATHS and request.query_params.get("ft"):
+            who = self.sessions.check_file_token(request.query_params["ft"])
+        if who is None and scope["path"] not in PUBLIC:
+            message = "invalid or expired token: log in again" if token else "log in or send an API token"
+            response = JSONResponse({"error": message}, 401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope["kb_principal"] = who
+        await self.app(scope, receive, send)
+
+
+ROUTES = [
+    Route("/health", health),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/me", whoami),
+    Route("/status", status),
+    Route("/search", search_endpoint, methods=["POST"]),
+    Route("/jobs/folder", submit_folder, methods=["POST"]),
+    Route("/jobs/upload", submit_upload, methods=["POST"]),
+    Route("/jobs", list_jobs),
+    Route("/jobs/{job_id}", get_job),
+    Route("/documents", documents, methods=["GET", "DELETE"]),
+    Route("/files", files),
+    Route("/eval/reports", eval_reports),
+    Route("/eval/reports/{name}/chart", eval_chart),
+    Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
+]
+
+
+def create_app(settings: Settings, service: KbService | None = None) -> Starlette:
+    """The API over a KbService opened at startup (or the one given) and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        kb = service or await run_in_threadpool(KbService, settings)
+        kb.start()
+        app.state.kb = kb
+        try:
+            yield
+        finally:
+            await run_in_threadpool(kb.close)
+
+    sessions = sessions_for(settings)
+    middleware = [Middleware(_NoCrossSiteWrites, hosts=LOOPBACK | {settings.service_host})]
+    if sessions is not None:
+        middleware.append(Middleware(_RequireLogin, sessions=sessions))
+    ipv4_loopback = LOOPBACK - {"::1"}  # Starlette's host check cannot parse bracketed IPv6 hosts
+    if settings.service_host in ipv4_loopback:  # DNS rebinding: only loopback names reach a loopback bind
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=sorted(ipv4_loopback)))
+    handlers = {ApiError: _error, **{kind: _error for kind in STATUS_OF}}
+    app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+    app.state.sessions = sessions
+    return app
+
+
+class NoAccounts(RuntimeError):
+    """Team access is on and nobody could log in."""
+
+
+def sessions_for(settings: Settings) -> Sessions | None:
+    """The login sessions when team access is on (NoAccounts when the accounts file is empty)."""
+    if not settings.auth_enabled:
+        return None
+    accounts = Accounts(settings.accounts_path)
+    if accounts.empty():
+        raise NoAccounts(
+            f"team access is on (KB_AUTH={settings.auth}, listening on {settings.service_host}) but "
+            f"{settings.accounts_path} has no accounts: add one with `kb user add NAME --role admin`"
+        )
+    return Sessions(accounts, settings.session_hours)
+
+
+__all__ = ["ApiError", "NoAccounts", "create_app", "sessions_for"]

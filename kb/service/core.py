@@ -1,0 +1,397 @@
+"""The one owner of the model, the store and the ingest worker, behind `kb serve` (``service.py``).
+
+It holds one embedder, the store, a reranker loaded on first use, and one worker thread running
+ingest jobs one at a time from the durable queue (``jobs.py``). A job cut off by a stop goes back to
+the queue; one cut off by a crash is found ``running`` at the next start and queued again.
+
+Concurrency: searches are answered while a job runs. The embedder embeds queries on a context of
+their own, which one thread at a time uses (``_SerialQueries``); ingest uses the document contexts,
+which the embedder hands out under its own lock. Qdrant Edge takes concurrent reads and writes from
+several threads, so the store is not locked. The reranker has one context and its own lock.
+
+Uploads are kept as ``data_dir/uploads/<16 hex>-<word-character stem><.ext>``; the client's file
+name is metadata only. They are indexed under the source scope ``.uploads/``, which folder ingests
+leave alone (``pipeline.owns``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ingest.model.embedder import make_embedder
+from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
+from ingest.model.gpuinfo import query_vram
+from kb.service.jobs import Job, JobQueue, Upload
+from ingest.loaders import kind_for
+from ingest.pipeline import ChunkSettings, Progress, ingest_folder
+from ingest.model.recipes import cut_dimension
+from ingest.records import point_id
+from kb.search.query import SearchRequest, search
+from kb.settings import Settings
+from ingest.store import make_store
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SCOPE = ".uploads/"
+UPLOADS_DIR = "uploads"
+JOBS_DB = "jobs.sqlite"
+FOLDER_ROOT_KEY = "folder_root"  # meta: the root of the last folder job that ran
+UPLOAD_NAME = re.compile(r"[0-9a-f]{16}-[\w-]{1,40}(\.[a-z0-9]{1,10})?")
+PROGRESS_EVERY_S = 0.25  # how often a running job's progress is written to the queue
+WORKER_IDLE_S = 1.0
+STOP_GRACE_S = 10.0  # how long a stop waits for the running job to reach the end of a batch
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be carried out as asked (bad path, bad parameter)."""
+
+
+class NotFound(LookupError):
+    """No such document, upload, job or file."""
+
+
+class Refused(PermissionError):
+    """The request names something outside what the service may hand out."""
+
+
+class _Interrupted(Exception):
+    """The service is stopping: the running job goes back to the queue."""
+
+
+def safe_upload_name(original: str) -> str:
+    """A fresh file name for an upload: random hex, a word-character stem, the suffix if plain.
+
+    Only the last path segment of ``original`` is looked at, and only for readability: no part of it
+    can climb directories, name a device or carry control characters.
+    """
+    base = original.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z0-9]{1,10}", ext) or not stem.strip("."):
+        stem, ext = base, ""
+    slug = re.sub(r"[^\w-]+", "_", stem).strip("_")[:40] or "file"
+    return f"{uuid.uuid4().hex[:16]}-{slug}" + (f".{ext.lower()}" if ext else "")
+
+
+def _progress_dict(p: Progress) -> dict[str, Any]:
+    return {"files_total": p.files_total, "files_done": p.files_done, "chunks": p.chunks, "tokens": p.tokens,
+            "tokens_per_s": round(p.tokens_per_s, 1), "current": p.current}  # fmt: skip
+
+
+class _SerialQueries:
+    """The embedder, with its single query context used by one thread at a time."""
+
+    def __init__(self, embedder: Any, lock: threading.Lock) -> None:
+        self._embedder, self._lock = embedder, lock
+
+    def embed_query(self, text: str, task: str | None = None) -> np.ndarray:
+        with self._lock:
+            return self._embedder.embed_query(text, task)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embedder, name)
+
+
+class KbService:
+    """The resources and the ingest worker; ``service.py`` only parses requests and answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.uploads_dir = settings.data_dir / UPLOADS_DIR
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as undo:  # what opened is closed again if a later step fails
+            self.queue = JobQueue(settings.data_dir / JOBS_DB)
+            undo.callback(self.queue.close)
+            self.store = make_store(settings)
+            undo.callback(self.store.close)
+            started = time.perf_counter()
+            self.embedder = make_embedder(settings)
+            self.load_seconds = time.perf_counter() - started
+            undo.pop_all()
+        self._query_lock, self._rerank_lock = threading.Lock(), threading.Lock()
+        self._queries = _SerialQueries(self.embedder, self._query_lock)
+        self._reranker: Any = None
+        self._stop, self._wake = threading.Event(), threading.Event()
+        self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
+        self._closed = False
+        resumed = self.queue.recover()
+        if resumed:
+            log.info("resuming %d interrupted job(s)", resumed)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if not self._worker.is_alive():
+            self._worker.start()
+
+    def close(self) -> None:
+        """Stop the worker (a running job goes back to the queue), then close what was opened.
+
+        The worker stops between batches. One still inside a long batch after ``STOP_GRACE_S`` (a big
+        model on a CPU) is left to die with the process: its job stays ``running`` in the queue, which
+        the next start resumes, and every point written so far is already in the store's WAL."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._worker.is_alive():
+            self._worker.join(STOP_GRACE_S)
+        if self._worker.is_alive():
+            log.warning("the running job is mid-batch; it resumes when the service starts again")
+            return  # the model and the store are in use: closing them under the worker would crash it
+        with self._rerank_lock:
+            if self._reranker is not None:
+                self._reranker.close()
+        self.store.close()
+        self.embedder.close()
+        self.queue.close()
+
+    # --- the ingest worker ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.queue.claim()
+                if job is not None:
+                    self._run(job)
+                    continue
+            except Exception:  # the queue itself failed (disk full…): say so, keep serving
+                log.exception("the ingest worker failed; it tries again")
+            self._wake.wait(WORKER_IDLE_S)
+            self._wake.clear()
+
+    def _run(self, job: Job) -> None:
+        latest: dict[str, Any] = {}
+        last_write = 0.0
+        upload = job.kind == "upload"
+
+        def on_progress(p: Progress) -> None:
+            nonlocal last_write
+            if self._stop.is_set():
+                raise _Interrupted
+            if not latest and not upload:  # first call: the store now holds this folder's sources
+                self.queue.set_meta(FOLDER_ROOT_KEY, job.path)
+            latest.update(_progress_dict(p))
+            if time.monotonic() - last_write >= PROGRESS_EVERY_S or p.files_done == p.files_total:
+                self.queue.set_progress(job.id, latest)
+                last_write = time.monotonic()
+
+        s = self.settings
+        try:
+            report = ingest_folder(Path(job.path), self.embedder, self.store,
+                                   ChunkSettings(s.chunk_tokens, s.chunk_overlap), rebuild=job.rebuild,
+                                   exclude=job.exclude, workers=s.parse_workers,
+                                   scope=UPLOAD_SCOPE if upload else "", on_progress=on_progress,
+                                   load_options=s.load_options(), limits=s.ingest_limits())  # fmt: skip
+        except _Interrupted:
+            self.queue.requeue(job.id)
+            log.info("job %s interrupted; it resumes when the service starts again", job.id)
+            return
+        except Exception as err:  # noqa: BLE001 — the job fails with its reason; the service goes on
+            log.warning("job %s failed: %s", job.id, err)
+            self.queue.fail(job.id, err)
+            return
+        self.queue.finish(job.id, report.as_dict(), latest)
+        if job.rebuild and not upload and self.queue.uploads():  # the rebuild dropped the uploads' points
+            self.queue.submit("upload", str(self.uploads_dir), job.origin)
+
+    def submit_folder(self, path: str, rebuild: bool, exclude: list[str], origin: str) -> Job:
+        root = Path(path)
+        if not root.is_absolute():
+            raise InvalidRequest(f"path must be absolute: {path}")
+        if not root.is_dir():
+            raise InvalidRequest(f"not a folder: {path}")
+        if root.resolve().is_relative_to(self.settings.data_dir.resolve()):
+            raise InvalidRequest(f"{path} is inside kb's own data folder; upload files instead")
+        roots = [r.resolve() for r in self.settings.ingest_roots]
+        if roots and not any(root.resolve().is_relative_to(r) for r in roots):  # symlinks resolved first
+            raise Refused(f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS: "
+                          f"{', '.join(map(str, self.settings.ingest_roots))})")  # fmt: skip
+        job = self.queue.submit("folder", str(root), origin, rebuild, exclude)
+        self._wake.set()
+        return job
+
+    # --- uploads ----------------------------------------------------------------------------------
+    def store_uploads(self, files: list[tuple[str, BinaryIO]], origin: str) -> dict[str, Any]:
+        """Keep each (client's name, content) under a generated name, then queue the uploads job.
+
+        Files of a type that is never indexed (images, archives…) are turned away, not stored."""
+        stored, rejected = [], []
+        for original, content in files:
+            name = safe_upload_name(original)
+            if kind_for(Path(name)) is None:
+                reason = f"unsupported file type ({Path(name).suffix})"
+                rejected.append({"original_name": original, "reason": reason})
+                continue
+            tmp = self.uploads_dir / f".{name}.part"  # hidden: a running upload job does not see it
+            digest, size = hashlib.sha256(), 0
+            with tmp.open("wb") as out:
+                while block := content.read(1 << 20):
+                    digest.update(block)
+                    size += len(block)
+                    out.write(block)
+            existing = self.queue.upload_with_hash(digest.hexdigest())
+            if existing and not (self.uploads_dir / existing.name).is_file():  # removed by hand: forget it
+                self.queue.remove_upload(existing.name)
+                existing = None
+            if existing:
+                tmp.unlink()
+                stored.append({"original_name": original, "source": UPLOAD_SCOPE + existing.name,
+                               "bytes": size, "duplicate": True})  # fmt: skip
+                continue
+            os.replace(tmp, self.uploads_dir / name)
+            self.queue.add_upload(Upload(name, original, size, digest.hexdigest()))
+            stored.append({"original_name": original, "source": UPLOAD_SCOPE + name, "bytes": size,
+                           "duplicate": False})  # fmt: skip
+        if not stored:
+            raise InvalidRequest("; ".join(f"{r['original_name']}: {r['reason']}" for r in rejected))
+        job = self.queue.submit("upload", str(self.uploads_dir), origin)
+        self._wake.set()
+        return {"job": job.as_dict(), "files": stored, "rejected": rejected}
+
+    # --- searching and embedding ------------------------------------------------------------------
+    def search(self, req: SearchRequest) -> dict[str, Any]:
+        if not req.rerank:
+            result = search(req, self._queries, self.store)
+        else:
+            with self._rerank_lock:
+                if self._reranker is None:
+                    from ingest.model.reranker import make_reranker
+
+                    self._reranker = make_reranker(self.settings)
+                result = search(req, self._queries, self.store, self._reranker)
+        return {"hits": result.hits, "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}
+
+    def embeddings(self, texts: list[str], dimensions: int | None) -> tuple[np.ndarray, int]:
+        vectors = self.embedder.embed_documents(texts)
+        if dimensions is not None:
+            vectors = cut_dimension(vectors, dimensions)
+        return vectors, sum(self.embedder.count_tokens(t) for t in texts)
+
+    # --- documents and files ----------------------------------------------------------------------
+    def documents(self) -> list[dict[str, Any]]:
+        """Every indexed file; ``pages`` says where a PDF's pages got their text (as the ingest report
+        does: ``{"pages", "text", "fallback", "ocr", "unreadable"}``), None for other files."""
+        uploads = self.queue.uploads()
+        out = []
+        for source, st in sorted(self.store.file_states().items()):
+            up = uploads.get(source[len(UPLOAD_SCOPE) :]) if source.startswith(UPLOAD_SCOPE) else None
+            out.append({"source": source, "kind": kind_for(PurePosixPath(source)), "chunks": st.n_chunks,
+                        "points": st.n_points, "complete": st.complete, "file_hash": st.file_hash,
+                        "origin": "upload" if source.startswith(UPLOAD_SCOPE) else "folder",
+                        "original_name": up.original_name if up else None,
+                        "pages": st.pages.as_dict() if st.pages else None})  # fmt: skip
+        return out
+
+    def delete_document(self, source: str) -> dict[str, Any]:
+        state = self.store.file_states().get(source)
+        upload = self._upload_of(source)
+        if state is None and upload is None:
+            raise NotFound(f"no document {source!r}")
+        if upload is not None:  # the file goes first, so no upload job can index it again
+            (self.uploads_dir / upload.name).unlink(missing_ok=True)
+            self.queue.remove_upload(upload.name)
+        self.store.delete_source(source)
+        self.store.flush()
+        return {
+            "deleted": source,
+            "points": state.n_points if state else 0,
+            "file_removed": upload is not None,
+        }
+
+    def _upload_of(self, source: str) -> Upload | None:
+        if not source.startswith(UPLOAD_SCOPE):
+            return None
+        name = source[len(UPLOAD_SCOPE) :]
+        return self.queue.upload(name) if UPLOAD_NAME.fullmatch(name) else None
+
+    def file_for(self, source: str) -> tuple[Path, str]:
+        """The file behind a source and the name to offer; refuses anything outside its root."""
+        if source.startswith(UPLOAD_SCOPE):
+            upload = self._upload_of(source)
+            if upload is None:
+                raise NotFound(f"no upload {source!r}")
+            original = upload.original_name.replace("\\", "/").rsplit("/", 1)[-1]
+            root, rel, name = self.uploads_dir, upload.name, original
+        else:
+            recorded = self.queue.meta(FOLDER_ROOT_KEY)
+            if recorded is None:
+                raise NotFound("no folder has been ingested through this service")
+            root, rel, name = Path(recorded), source, PurePosixPath(source).name
+        root = root.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root):
+            raise Refused(f"{source!r} is outside the ingested folder")
+        if not source.startswith(UPLOAD_SCOPE) and not self.store.retrieve([point_id(source, 0)]):
+            raise NotFound(f"{source!r} is not an indexed document")
+        if not path.is_file():
+            raise NotFound(f"{source!r} is no longer on disk")
+        return path, "".join(ch for ch in name if ch.isprintable()) or path.name
+
+    # --- evaluation reports (`kb eval`) -----------------------------------------------------------
+    def eval_reports(self) -> list[dict[str, Any]]:
+        """The reports under ``data_dir/eval/reports``, newest first (``evaluate.list_reports``)."""
+        return list_reports(self.settings.data_dir / REPORT_DIR)
+
+    def _report_file(self, name: str, suffix: str) -> Path:
+        try:
+            return report_file(self.settings.data_dir / REPORT_DIR, name, suffix)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+        except FileNotFoundError as err:
+            raise NotFound(str(err)) from None
+
+    def eval_report(self, name: str) -> dict[str, Any]:
+        """One report by its name (a file stem of the list): ``{name, data (its JSON), markdown (the .md
+        text, None if missing), png (its path, None if missing)}``; only files directly inside the
+        report folder are read."""
+        path = self._report_file(name, ".json")
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise NotFound(f"report {name!r} cannot be read: {err}") from None
+        try:
+            markdown: str | None = self._report_file(name, ".md").read_text(encoding="utf-8")
+        except (NotFound, OSError, ValueError):
+            markdown = None
+        try:
+            png: Path | None = self._report_file(name, ".png")
+        except NotFound:
+            png = None
+        return {"name": name, "data": report, "markdown": markdown, "png": png}
+
+    def eval_chart(self, name: str) -> Path:
+        """The chart of a report (NotFound if it has none)."""
+        return self._report_file(name, ".png")
+
+    # --- status -----------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        s = self.settings
+        return {"ok": True, "data_dir": str(s.data_dir.resolve()), "qdrant_url": s.qdrant_url,
+                "collection": s.collection}  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        info = self.embedder.info()
+        last = self.queue.last_done()
+        vram = query_vram() if info["device"] == "GPU" else None  # None on a CPU or when nvidia-smi fails
+        return {
+            **self.health(), "model": self.settings.embed_model, "model_path": info["model"],
+            "device": info["device"], "dim": info["dim"], "native_dim": info["native_dim"],
+            "contexts": info["contexts"], "max_tokens": info["max_tokens"],
+            "model_load_s": round(self.load_seconds, 3), "patched_engine": info["patched_engine"],
+            "vram": vram,
+            "points": self.store.count(), "reranker_loaded": self._reranker is not None,
+            "jobs": self.queue.counts(), "last_ingest": None if last is None else {
+                "job": last.id, "path": last.path, "kind": last.kind, "finished": last.as_dict()["updated"],
+                "report": last.report},
+        }  # fmt: skip

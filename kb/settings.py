@@ -1,0 +1,150 @@
+"""The one typed settings object: defaults < .env file < KB_* environment < explicit overrides.
+
+Built at an entry point (CLI, service, app) and passed down; never read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ingest.loaders.base import LoadOptions
+    from ingest.pipeline import IngestLimits
+
+# a service bound to every address is reached on the loopback one
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KB_", env_file=".env", extra="ignore")
+
+    # where everything the product writes goes (store, uploads, jobs, reports)
+    data_dir: Path = Path("data")
+    # where model weights live (gitignored); downloads land here
+    models_dir: Path = Path("models")
+
+    # embedding model: a registry name (see `kb models`) or a path to a GGUF file
+    embed_model: str = "qwen3-embedding-0.6b"
+    # reranker: a registry name or a GGUF path; used only when a search asks for rerank
+    rerank_model: str = "qwen3-reranker-0.6b"
+    # Matryoshka cut of the embedding (None: the model's native dimension)
+    dim: int | None = None
+    # instruction for queries of instruction-aware models (Qwen3); documents are embedded bare
+    query_task: str = DEFAULT_QUERY_TASK
+
+    # Qdrant: embedded engine under data_dir when no URL is set, else a server or cluster
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    # a CA bundle to verify a Qdrant server's TLS certificate (an https:// URL uses TLS)
+    qdrant_ca_cert: Path | None = None
+    collection: str = "kb"
+
+    # engine: tokens per context (longest input), tokens per decode, sequences per decode
+    n_ctx: int = Field(default=32768, ge=64)
+    n_batch: int = Field(default=8192, ge=64)
+    n_ubatch: int = Field(default=2048, ge=64)
+    n_seq_max: int = Field(default=64, ge=1, le=256)
+    # contexts that share one loaded model for ingest (each driven by its own thread)
+    n_contexts: int = Field(default=0, ge=0, le=16)  # 0: 1 on CPU, 2 on GPU
+    # pack inputs of up to stream_tokens tokens with one KV stream per sequence, so that no token
+    # attends over its decode's other inputs: "auto" on CPU (measured faster there), "on", "off"
+    kv_split: Literal["auto", "on", "off"] = "auto"
+    stream_tokens: int = Field(default=512, ge=16)
+    # CPU threads per context (0: llama.cpp's default)
+    n_threads: int = Field(default=0, ge=0)
+    # offload all layers to the GPU when the build can; False forces CPU
+    gpu: bool = True
+
+    # processes that parse files during ingest
+    parse_workers: int = Field(default=2, ge=1, le=64)
+    # seconds one file may take to parse (OCR included); past it the worker is killed, the file skipped
+    parse_timeout_s: float = Field(default=1800.0, gt=0)
+    # address space of one parse worker (and its OCR helper) in MB; past it the file is skipped (0: no cap)
+    parse_memory_mb: int = Field(default=4096, ge=0)
+    # files larger than this are skipped with the reason
+    max_file_mb: int = Field(default=100, ge=1)
+    # tokens of chunks gathered before one embed call and one write to the store
+    embed_batch_tokens: int = Field(default=16384, ge=1)
+    # OCR of PDF pages without readable text: "auto" (the pages that need it), "always" (every page), "off"
+    ocr: Literal["auto", "off", "always"] = "auto"
+    # seconds one page may take to render and OCR before it is skipped with a warning
+    ocr_page_timeout_s: float = Field(default=120.0, gt=0)
+    # pages OCR'd per file at most; the rest are reported as unreadable
+    ocr_max_pages: int = Field(default=200, ge=0)
+
+    # chunking (tokens of the embedding model's own tokenizer)
+    # defaults chosen with `make eval` (README, "Choosing the defaults")
+    chunk_tokens: int = Field(default=256, ge=16)
+    chunk_overlap: int = Field(default=32, ge=0)
+    # fuse the lexical (CJK-aware) sparse signal with the dense hits unless a search says otherwise
+    hybrid: bool = True
+
+    # `kb serve`: the one process owning the model and the store; the CLI and the app use it when it answers
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(default=8765, ge=1, le=65535)
+    # where clients look for it (None: derived from host and port)
+    service_url: str | None = None
+    # largest upload request the service accepts (all files together)
+    upload_max_mb: int = Field(default=200, ge=1)
+    # folders the service may ingest, separated by the OS path separator (empty: any folder, but
+    # only an admin may ask when team access is on)
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+
+    # team access: "auto" is on when the service listens beyond localhost; "on"; "off"
+    auth: Literal["auto", "on", "off"] = "auto"
+    # users (salted password hashes, roles) and API tokens; default DATA_DIR/accounts.json
+    accounts_file: Path | None = None
+    # how long a browser login lasts
+    session_hours: float = Field(default=12.0, gt=0)
+    # the API token the CLI sends to the service (`kb token create NAME`)
+    api_token: str | None = None
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(v) for v in value.split(os.pathsep) if v.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether the service demands a login or a token."""
+        if self.auth == "auto":
+            return self.service_host not in LOOPBACK_HOSTS
+        return self.auth == "on"
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.accounts_file or self.data_dir / "accounts.json"
+
+    def load_options(self) -> LoadOptions:
+        """What the parse workers need of these settings."""
+        from ingest.loaders.base import LoadOptions
+
+        return LoadOptions(self.ocr, self.ocr_page_timeout_s, self.ocr_max_pages)
+
+    def ingest_limits(self) -> IngestLimits:
+        """What one ingest run may spend per file and per batch."""
+        from ingest.pipeline import IngestLimits, ParseLimits
+
+        return IngestLimits(self.max_file_mb, self.embed_batch_tokens,
+                            ParseLimits(self.parse_timeout_s, self.parse_memory_mb))  # fmt: skip
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def service_base_url(self) -> str:
+        """``service_url``, or the address ``kb serve`` listens on (a wildcard bind is reached locally)."""
+        if self.service_url:
+            return self.service_url.rstrip("/")
+        host = WILDCARD_HOSTS.get(self.service_host, self.service_host)
+        return f"http://[{host}]:{self.service_port}" if ":" in host else f"http://{host}:{self.service_port}"

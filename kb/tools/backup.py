@@ -1,0 +1,240 @@
+"""Backups: `kb export PATH` streams a collection to one gzip JSONL file, `kb import PATH` loads it.
+
+Format (``FORMAT``, version ``VERSION``), one JSON object a line:
+
+1. a header: ``{"format": "kb-backup", "version": 1, "collection": …, "dim": …, "fingerprint": {…},
+   "created": ISO time}``;
+2. one line a point: ``{"id": …, "dense": base64 of little-endian float32, "sparse": {"indices": […],
+   "values": […]} or null, "payload": {…}}`` (vectors exactly as stored, payload as the adapters
+   return it);
+3. a footer: ``{"end": true, "points": N}``: a backup without it, or with another count, is
+   truncated and refused before anything is written.
+
+Export writes ``PATH.partial`` and renames it when done, so a killed export leaves no file that
+looks whole. Import checks the whole file first, then: into a store without the collection (or
+an empty one) it creates it with the backup's dimension and fingerprint; into a collection with
+the same fingerprint it upserts (ids are deterministic, so importing twice changes nothing, and
+points not in the backup stay); a different fingerprint is refused (``FingerprintMismatch``)
+unless ``force``, which drops the collection first. Either way the store is flushed at the end;
+an import killed halfway is finished by running it again. The store adapter (embedded engine or
+server) can differ between export and import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb.settings import Settings
+from ingest.sparse import SparseVector
+from ingest.store.base import FingerprintMismatch, Point, Store, StoreError
+
+FORMAT = "kb-backup"
+VERSION = 1
+IMPORT_BATCH = 256  # points per upsert
+PARTIAL_SUFFIX = ".partial"
+GZIP_LEVEL = 6
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+class BackupError(Exception):
+    """A backup file that cannot be read: not a kb backup, another version, truncated, damaged."""
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    collection: str
+    dim: int
+    fingerprint: dict[str, Any]
+    points: int
+
+
+def encode_point(p: Point) -> dict[str, Any]:
+    dense = np.asarray(p.vector, dtype="<f4")
+    sparse = {"indices": list(p.sparse.indices), "values": list(p.sparse.values)} if p.sparse else None
+    return {"id": p.id, "dense": base64.b64encode(dense.tobytes()).decode("ascii"), "sparse": sparse,
+            "payload": p.payload}  # fmt: skip
+
+
+def decode_point(row: dict[str, Any], dim: int) -> Point:
+    dense = np.frombuffer(base64.b64decode(row["dense"]), dtype="<f4")
+    if dense.shape != (dim,):
+        raise BackupError(f"point {row.get('id')}: {dense.shape[0]} dimensions, the header says {dim}")
+    s = row.get("sparse")
+    sparse = SparseVector(tuple(s["indices"]), tuple(s["values"])) if s else None
+    return Point(str(row["id"]), dense.astype(np.float32), dict(row["payload"]), sparse)
+
+
+def export_collection(store: Store, path: Path, collection: str = "",
+                      on_progress: Callable[[int], None] | None = None) -> BackupInfo:  # fmt: skip
+    """Write every point of ``store`` to ``path`` (gzip JSONL, see the module docstring)."""
+    fingerprint = store.fingerprint()
+    if fingerprint is None:
+        raise StoreError("nothing to export: the store has no collection yet")
+    dim = _dim(store, fingerprint)
+    path = Path(path)
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    n = 0
+    try:
+        with gzip.open(partial, "wt", encoding="utf-8", compresslevel=GZIP_LEVEL) as f:
+            header = {"format": FORMAT, "version": VERSION, "collection": collection, "dim": dim,
+                      "fingerprint": fingerprint, "created": datetime.now(UTC).isoformat()}  # fmt: skip
+            f.write(json.dumps(header, ensure_ascii=False) + "\n")
+            for point in store.scroll_points():
+                f.write(json.dumps(encode_point(point), ensure_ascii=False) + "\n")
+                n += 1
+                if on_progress and n % IMPORT_BATCH == 0:
+                    on_progress(n)
+            f.write(json.dumps({"end": True, "points": n}) + "\n")
+        with open(partial, "rb") as raw:
+            os.fsync(raw.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return BackupInfo(collection, dim, fingerprint, n)
+
+
+def _dim(store: Store, fingerprint: dict[str, Any]) -> int:
+    dim = fingerprint.get("dim")
+    if isinstance(dim, int):
+        return dim
+    for point in store.scroll_points():  # a fingerprint without "dim": the vectors say it
+        return len(point.vector)
+    raise StoreError("cannot tell the collection's dimension: no fingerprint dim and no points")
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    yield json.loads(line)
+                except ValueError as err:
+                    raise BackupError(f"{path}: line {number} is not JSON ({err})") from err
+    except (EOFError, gzip.BadGzipFile, OSError, UnicodeDecodeError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise BackupError(f"{path}: damaged or truncated ({err})") from err
+
+
+def _header(row: dict[str, Any] | None, path: Path) -> dict[str, Any]:
+    if not row or row.get("format") != FORMAT:
+        raise BackupError(f"{path} is not a kb backup")
+    if row.get("version") != VERSION:
+        raise BackupError(f"{path}: backup format version {row.get('version')}, this kb reads {VERSION}")
+    if not isinstance(row.get("dim"), int) or not isinstance(row.get("fingerprint"), dict):
+        raise BackupError(f"{path}: header without dim or fingerprint")
+    return row
+
+
+def read_info(path: Path) -> BackupInfo:
+    """Check the whole file (header, every point, footer count) without writing anything."""
+    rows = _lines(Path(path))
+    header = _header(next(rows, None), Path(path))
+    n, footer = 0, None
+    for row in rows:
+        if footer is not None:
+            raise BackupError(f"{path}: lines after the end marker")
+        if row.get("end"):
+            footer = row
+            continue
+        decode_point(row, header["dim"])
+        n += 1
+    if footer is None or footer.get("points") != n:
+        raise BackupError(f"{path}: truncated ({n} points, no end marker or another count)")
+    return BackupInfo(str(header.get("collection") or ""), header["dim"], header["fingerprint"], n)
+
+
+def import_collection(store: Store, path: Path, *, force: bool = False,
+                      on_progress: Callable[[int], None] | None = None) -> BackupInfo:  # fmt: skip
+    """Load a backup into ``store`` (see the module docstring for what happens to what is there)."""
+    info = read_info(path)
+    if force:
+        store.recreate_collection(info.dim, info.fingerprint)
+    else:
+        store.ensure_collection(info.dim, info.fingerprint)  # FingerprintMismatch propagates
+    rows = _lines(Path(path))
+    next(rows)  # the header, checked above
+    batch: list[Point] = []
+    done = 0
+    for row in rows:
+        if row.get("end"):
+            break
+        batch.append(decode_point(row, info.dim))
+        if len(batch) >= IMPORT_BATCH:
+            store.upsert(batch)
+            done += len(batch)
+            batch = []
+            if on_progress:
+                on_progress(done)
+    store.upsert(batch)
+    store.flush()
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line (listed in cli._EXTRA)
+
+
+def register_cli(sub) -> None:
+    exp = sub.add_parser(
+        "export", help="write the whole collection (vectors, payloads, fingerprint) to a file"
+    )
+    exp.add_argument("path", type=Path, help="backup file to write (gzip JSONL, e.g. kb-backup.jsonl.gz)")
+    exp.set_defaults(func=cmd_export)
+    imp = sub.add_parser("import", help="load a backup made by `kb export` into the collection")
+    imp.add_argument("path", type=Path, help="backup file to read")
+    imp.add_argument("--force", "--rebuild", action="store_true",
+                     help="drop the collection first (needed when its fingerprint differs)")  # fmt: skip
+    imp.set_defaults(func=cmd_import)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(**({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}))
+
+
+def _run_on_store(args: argparse.Namespace, work, done: str) -> int:
+    """Open the configured store, run ``work(store, settings)``, print ``done`` with its result;
+    every failure is one line on stderr."""
+    from ingest.store import make_store
+
+    settings = _settings(args)
+    try:
+        store = make_store(settings)
+    except StoreError as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    try:
+        info = work(store, settings)
+    except FingerprintMismatch as err:
+        print(f"kb: the backup's {str(err).replace('rebuild the collection', 'import with --force to replace it')}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAIL
+    except (BackupError, StoreError, OSError) as err:
+        print(f"kb: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        store.close()
+    print(done.format(points=info.points, dim=info.dim, path=args.path))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return _run_on_store(args, lambda store, settings: export_collection(store, args.path, settings.collection),
+                         "exported {points} points (dim {dim}) to {path}")  # fmt: skip
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    return _run_on_store(args, lambda store, settings: import_collection(store, args.path, force=args.force),
+                         "imported {points} points (dim {dim}) from {path}")  # fmt: skip

@@ -1,0 +1,1 @@
+"""Test-model builders, reference implementations and corpus writers shared by the tests."""
