@@ -58,7 +58,7 @@ test: install-test  ## the whole test suite (CPU, offline)
 
 lint: install-test  ## ruff format check and lint
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
-	$(BIN)/ruff check ingest app tests && $(BIN)/ruff format --check ingest app tests
+	$(BIN)/ruff check ingest kb app tests bench && $(BIN)/ruff format --check ingest kb app tests bench
 
 # peers: the stock engine (.venv-stock) and llama.cpp's own llama-server built from the same sources and
 # patch (cached binary, see scripts/build_llama_server.sh), whose path reaches the bench as KB_LLAMA_SERVER

@@ -17,10 +17,12 @@ if str(APP_DIR.parent) not in sys.path:  # `streamlit run` puts app/ on the path
     sys.path.insert(0, str(APP_DIR.parent))
 
 st.set_page_config(page_title="kb", page_icon=":material/search:", layout="wide")
-nav = st.navigation([
-    st.Page(APP_DIR / "views" / "search.py", title="Search", icon=":material/search:", default=True),
-    st.Page(APP_DIR / "views" / "library.py", title="Library", icon=":material/library_books:"),
-    st.Page(APP_DIR / "views" / "evaluation.py", title="Evaluation", icon=":material/insights:"),
-    st.Page(APP_DIR / "views" / "status.py", title="Status", icon=":material/monitor_heart:"),
-])  # fmt: skip
+nav = st.navigation(
+    [
+        st.Page(APP_DIR / "views" / "search.py", title="Search", icon=":material/search:", default=True),
+        st.Page(APP_DIR / "views" / "library.py", title="Library", icon=":material/library_books:"),
+        st.Page(APP_DIR / "views" / "evaluation.py", title="Evaluation", icon=":material/insights:"),
+        st.Page(APP_DIR / "views" / "status.py", title="Status", icon=":material/monitor_heart:"),
+    ]
+)
 nav.run()

@@ -85,9 +85,12 @@ def connect() -> KbClient | None:
         )
         return None
     if not health.get("auth") and exposed():
-        st.error("This app listens beyond localhost but the kb service has team access off, so anyone on "
-                 "the network could read and change the knowledge base. Start the service with KB_AUTH=on "
-                 "(`make run HOST=…` does) and add accounts with `kb user add`.", icon=":material/lock_open:")  # fmt: skip
+        st.error(
+            "This app listens beyond localhost but the kb service has team access off, so anyone on "
+            "the network could read and change the knowledge base. Start the service with KB_AUTH=on "
+            "(`make run HOST=…` does) and add accounts with `kb user add`.",
+            icon=":material/lock_open:",
+        )
         return None
     if health.get("auth") and "data_dir" not in health:  # team access on, and this session not signed in
         st.session_state.pop(LOGIN_KEY, None)

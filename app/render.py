@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from kb.tools.evaluate import LABELS, LATENCY, QUALITY
 from ingest.pagesources import page_ranges
+from kb.tools.evaluate import LABELS, LATENCY, QUALITY
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes all)
 _LEADING_WS = re.compile(r"^[ \t]+", re.MULTILINE)
@@ -28,18 +28,56 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
 _WORD = re.compile(r"[^\W_]+")
 # words too common to be worth marking in a passage
-STOPWORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "in",
-    "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which",
-    "who", "why", "with", "you",
-})  # fmt: skip
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+        "you",
+    }
+)
 MIN_TERM = 2  # Latin terms shorter than this are not marked
 WORD_PREFIX_MIN = 4  # a Latin term this long also marks the words it begins ("embed" → "embeddings")
 HIGHLIGHT = ":orange-background[{}]"
 OCR_BADGE = ":violet-badge[OCR]"  # the passage's text was recognised from the page image
 # a PDF's page sources in the document table: column → key of the service's ``pages`` record
-PAGE_COLUMNS = {"pages": "pages", "text layer": "text", "fallback": "fallback", "OCR": "ocr",
-                "unreadable": "unreadable"}  # fmt: skip
+PAGE_COLUMNS = {
+    "pages": "pages",
+    "text layer": "text",
+    "fallback": "fallback",
+    "OCR": "ocr",
+    "unreadable": "unreadable",
+}
 PASSAGE_CHARS = 700  # of a passage shown in a card; the rest is one click away
 PASSAGE_LINES = 10
 LINES_BEFORE_MATCH = 2  # lines kept above the first match when a passage is cut by lines
@@ -178,8 +216,11 @@ def location(hit: dict[str, Any]) -> str:
 def card_title(hit: dict[str, Any], name: str, url: str) -> str:
     """'**1.** [**name**](url) — page 2 OCR': the file linked to ``url`` (ours, from the service)."""
     where = location(hit)
-    return (f"**{hit['rank']}\\.** [**{escape_md(name)}**]({url})" + (f" — {escape_md(where)}" if where else "")
-            + (" " + OCR_BADGE if hit.get("ocr") else ""))  # fmt: skip
+    return (
+        f"**{hit['rank']}\\.** [**{escape_md(name)}**]({url})"
+        + (f" — {escape_md(where)}" if where else "")
+        + (" " + OCR_BADGE if hit.get("ocr") else "")
+    )
 
 
 def heading_trail(hit: dict[str, Any]) -> str:

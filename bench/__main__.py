@@ -23,9 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import modelgen
-
 from bench import latency, ocr, packing, peer_llama_server, rerank
+from tests.helpers import modelgen
 
 CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
 STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
@@ -53,8 +52,13 @@ def hardware() -> str:
         pass
     gpu = ""
     try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, check=False, timeout=10).stdout.strip()  # fmt: skip
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
     return f"{cpu} × {os.cpu_count()} threads" + (f", GPU: {gpu}" if gpu else ", no GPU")
@@ -62,8 +66,15 @@ def hardware() -> str:
 
 def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
     arg = json.dumps({"model": str(model), "cases": cases, "n_ubatch": n_ubatch})
-    out = subprocess.run([str(python), "-m", "bench.engine_worker", arg], cwd=ROOT, capture_output=True, text=True,
-                         check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=3600)  # fmt: skip
+    out = subprocess.run(
+        [str(python), "-m", "bench.engine_worker", arg],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=3600,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -102,8 +113,14 @@ def contexts_run(model_path: Path, k_values=(1, 2)) -> list[dict]:
     rows = []
     for k in k_values:
         threads = max(1, (os.cpu_count() or 1) // k)
-        emb = Embedder(model, QWEN3, None, EngineConfig(n_ctx=2048, n_batch=1024, n_ubatch=1024, n_seq_max=16,
-                                                        n_contexts=k, n_threads=threads))  # fmt: skip
+        emb = Embedder(
+            model,
+            QWEN3,
+            None,
+            EngineConfig(
+                n_ctx=2048, n_batch=1024, n_ubatch=1024, n_seq_max=16, n_contexts=k, n_threads=threads
+            ),
+        )
         emb.embed_token_batches(seqs[:8])
         times = []
         for _ in range(3):
@@ -151,8 +168,9 @@ def main() -> None:
     if "contexts" in run:
         report["contexts"] = contexts_run(model_path)
     if "packing" in run:
-        report["packing"] = packing.packing_run(model_path, ((256, 32),) if args.quick else ((256, 32), (128, 64)),
-                                                reps=1 if args.quick else 2)  # fmt: skip
+        report["packing"] = packing.packing_run(
+            model_path, ((256, 32),) if args.quick else ((256, 32), (128, 64)), reps=1 if args.quick else 2
+        )
     if "latency" in run:
         report["latency"] = latency.latency_run(
             model_path, sizes=latency.SIZES[:1] if args.quick else latency.SIZES
@@ -161,8 +179,9 @@ def main() -> None:
         reranker = modelgen.build(
             modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="q8_0", kind="reranker")
         )
-        report["rerank"] = rerank.rerank_latency(reranker, (10,) if args.quick else (10, 20, 40),
-                                                 reps=1 if args.quick else 2)  # fmt: skip
+        report["rerank"] = rerank.rerank_latency(
+            reranker, (10,) if args.quick else (10, 20, 40), reps=1 if args.quick else 2
+        )
     if "ocr" in run:
         report["ocr"] = ocr.ocr_run(ocr_reps=1 if args.quick else ocr.OCR_REPS)
     md = render(report)
@@ -185,22 +204,39 @@ def _ratio(a: float, b: float | None) -> str:
 def render(r: dict) -> str:
     lines = [f"**{r['date']} — {r['hardware']}** — {r['model']}"]
     if r.get("patched"):
-        lines += ["", ("| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s "
-                       "| patched/transformers |"), "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            (
+                "| tokens × seqs | patched tok/s | stock tok/s | patched/stock | transformers fp32 tok/s "
+                "| patched/transformers |"
+            ),
+            "|---|---|---|---|---|---|",
+        ]
     for i, row in enumerate(r["patched"]["results"] if r.get("patched") else []):
         ours = row["tok_s"]
         stock = (r.get("stock", {}).get("results") or [{}] * (i + 1))[i].get("tok_s")
         tf = (r.get("transformers_fp32") or [{}] * (i + 1))[i].get("tok_s")
-        cells = [f"{row['length']} × {row['seqs']}", f"{ours:,.0f}", _num(stock), _ratio(ours, stock), _num(tf),
-                 _ratio(ours, tf)]  # fmt: skip
+        cells = [
+            f"{row['length']} × {row['seqs']}",
+            f"{ours:,.0f}",
+            _num(stock),
+            _ratio(ours, stock),
+            _num(tf),
+            _ratio(ours, tf),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if r.get("llama_server") and r.get("patched"):
-        lines += ["", "| tokens × seqs | ours tok/s | llama-server tok/s | ours/llama-server | cosine |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "| tokens × seqs | ours tok/s | llama-server tok/s | ours/llama-server | cosine |",
+            "|---|---|---|---|---|",
+        ]
         for ours, peer in zip(r["patched"]["results"], r["llama_server"], strict=False):
             cos = peer.get("cosine_vs_ours")
-            lines.append(f"| {ours['length']} × {ours['seqs']} | {ours['tok_s']:,.0f} | {peer['tok_s']:,.0f} | "
-                         f"{_ratio(ours['tok_s'], peer['tok_s'])} | {'' if cos is None else f'{cos:.6f}'} |")  # fmt: skip
+            lines.append(
+                f"| {ours['length']} × {ours['seqs']} | {ours['tok_s']:,.0f} | {peer['tok_s']:,.0f} | "
+                f"{_ratio(ours['tok_s'], peer['tok_s'])} | {'' if cos is None else f'{cos:.6f}'} |"
+            )
     if r.get("contexts"):
         lines += ["", "| contexts | threads each | tok/s (64 × 128 tokens) |", "|---|---|---|"]
         lines += [f"| {c['contexts']} | {c['threads_each']} | {c['tok_s']:,.0f} |" for c in r["contexts"]]
@@ -209,8 +245,12 @@ def render(r: dict) -> str:
     if r.get("latency"):
         lines += latency.render(r["latency"])
     if r.get("rerank"):
-        lines += ["", "Rerank (Qwen3-Reranker-0.6B shape, Q8_0, one query against N chunks):", "",
-                  rerank.render(r["rerank"])]  # fmt: skip
+        lines += [
+            "",
+            "Rerank (Qwen3-Reranker-0.6B shape, Q8_0, one query against N chunks):",
+            "",
+            rerank.render(r["rerank"]),
+        ]
     if r.get("ocr"):
         lines += ocr.render(r["ocr"])
     return "\n".join(lines) + "\n"

@@ -23,8 +23,14 @@ def main() -> None:
     eot = model.token_id("<|endoftext|>")
     results = []
     for length, n_seqs, reps, n_batch in args["cases"]:
-        cfg = ContextConfig(n_ctx=max(n_batch, length), n_batch=max(n_batch, length), n_ubatch=args["n_ubatch"],
-                            n_seq_max=max(1, n_seqs), n_threads=args.get("threads", 0), pooling="last")  # fmt: skip
+        cfg = ContextConfig(
+            n_ctx=max(n_batch, length),
+            n_batch=max(n_batch, length),
+            n_ubatch=args["n_ubatch"],
+            n_seq_max=max(1, n_seqs),
+            n_threads=args.get("threads", 0),
+            pooling="last",
+        )
         ctx = model.context(cfg)
         seqs = [list(rng.integers(0, 151000, length - 1)) + [eot] for _ in range(n_seqs)]
         ctx.embed(seqs)  # warm-up
@@ -35,8 +41,16 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         ctx.close()
         med = statistics.median(times)
-        results.append({"length": length, "seqs": n_seqs, "tokens": length * n_seqs, "median_s": med,
-                        "tok_s": length * n_seqs / med, "reps": reps})  # fmt: skip
+        results.append(
+            {
+                "length": length,
+                "seqs": n_seqs,
+                "tokens": length * n_seqs,
+                "median_s": med,
+                "tok_s": length * n_seqs / med,
+                "reps": reps,
+            }
+        )
     print(json.dumps({"patch_level": patch_level(), "offloaded": model.offloaded, "results": results}))
 
 

@@ -73,10 +73,22 @@ class Corpus:
 
 def _payload(i: int, text: str, heading: list[str]) -> dict:
     file_no, position = divmod(i, CHUNKS_PER_FILE)
-    return {"text": text, "source": f"docs/part{file_no % 50}/file{file_no}.md", "kind": "markdown", "ext": "md",
-            "position": position, "n_chunks": CHUNKS_PER_FILE, "chunk_hash": f"{i:016x}",
-            "file_hash": f"{file_no:016x}", "page": None, "heading_path": heading, "line_start": position * 20 + 1,
-            "line_end": position * 20 + 20, "n_tokens": 256, "meta": {}}  # fmt: skip
+    return {
+        "text": text,
+        "source": f"docs/part{file_no % 50}/file{file_no}.md",
+        "kind": "markdown",
+        "ext": "md",
+        "position": position,
+        "n_chunks": CHUNKS_PER_FILE,
+        "chunk_hash": f"{i:016x}",
+        "file_hash": f"{file_no:016x}",
+        "page": None,
+        "heading_path": heading,
+        "line_start": position * 20 + 1,
+        "line_end": position * 20 + 20,
+        "n_tokens": 256,
+        "meta": {},
+    }
 
 
 def fill(store, n: int, dim: int, corpus: Corpus, rng: np.random.Generator) -> dict:
@@ -93,8 +105,14 @@ def fill(store, n: int, dim: int, corpus: Corpus, rng: np.random.Generator) -> d
         points = []
         for j, v in enumerate(vecs):
             text, heading = corpus.chunk(), corpus.heading()
-            points.append(Point(f"00000000-0000-0000-0000-{start + j:012d}", v, _payload(start + j, text, heading),
-                                sparse_vector(" ".join([*heading, text]))))  # fmt: skip
+            points.append(
+                Point(
+                    f"00000000-0000-0000-0000-{start + j:012d}",
+                    v,
+                    _payload(start + j, text, heading),
+                    sparse_vector(" ".join([*heading, text])),
+                )
+            )
         sparse_s += time.perf_counter() - t
         t = time.perf_counter()
         store.upsert(points)
@@ -108,8 +126,13 @@ def fill(store, n: int, dim: int, corpus: Corpus, rng: np.random.Generator) -> d
     store.optimize()
     optimize_s = time.perf_counter() - t
     print(f"  flush {flush_s:.1f} s, optimize {optimize_s:.0f} s", file=sys.stderr, flush=True)
-    return {"upsert_s": upsert_s, "upsert_points_s": n / upsert_s, "text_and_sparse_s": sparse_s,
-            "flush_s": flush_s, "optimize_s": optimize_s}  # fmt: skip
+    return {
+        "upsert_s": upsert_s,
+        "upsert_points_s": n / upsert_s,
+        "text_and_sparse_s": sparse_s,
+        "flush_s": flush_s,
+        "optimize_s": optimize_s,
+    }
 
 
 def query_run(embedder, store, queries: list[str], hybrid: bool) -> dict:
@@ -125,8 +148,13 @@ def query_run(embedder, store, queries: list[str], hybrid: bool) -> dict:
         total.append((time.perf_counter() - t) * 1000)
         embed.append(result.timings_ms["embed"])
         found.append(result.timings_ms["store"])
-    return {"mode": "hybrid" if hybrid else "dense", "queries": len(queries), **percentiles(embed, "embed"),
-            **percentiles(found, "store"), **percentiles(total, "e2e")}  # fmt: skip
+    return {
+        "mode": "hybrid" if hybrid else "dense",
+        "queries": len(queries),
+        **percentiles(embed, "embed"),
+        **percentiles(found, "store"),
+        **percentiles(total, "e2e"),
+    }
 
 
 def _client(serial, store, queries: list[str], barrier: threading.Barrier, out: list[float]) -> None:
@@ -149,9 +177,19 @@ def concurrency_run(embedder, store, queries: list[str], levels=CONCURRENCY) -> 
         per_thread = max(PER_THREAD_QUERIES, -(-CONCURRENT_QUERIES // c))
         barrier = threading.Barrier(c + 1)
         outs: list[list[float]] = [[] for _ in range(c)]
-        threads = [threading.Thread(target=_client, args=(serial, store, [queries[(i * per_thread + j) % len(queries)]
-                                                                          for j in range(per_thread)], barrier, outs[i]))
-                   for i in range(c)]  # fmt: skip
+        threads = [
+            threading.Thread(
+                target=_client,
+                args=(
+                    serial,
+                    store,
+                    [queries[(i * per_thread + j) % len(queries)] for j in range(per_thread)],
+                    barrier,
+                    outs[i],
+                ),
+            )
+            for i in range(c)
+        ]
         for th in threads:
             th.start()
         barrier.wait()
@@ -204,16 +242,28 @@ def _ms(row: dict, prefix: str, ps=PERCENTILES) -> str:
 
 def render(latency: dict) -> list[str]:
     rows, conc = latency["rows"], latency.get("concurrency") or []
-    title = (f"Embedded store, {latency['dim']}-dim random unit vectors + BM25 sparse vector of "
-             f"~{latency['chunk_chars']:,} characters of text per point:")  # fmt: skip
-    header = ("| points | upsert points/s | optimize s | mode | query embed P50 / P99 ms "
-              "| store search P50 / P90 / P99 ms | end-to-end P50 / P90 / P99 ms |")  # fmt: skip
+    title = (
+        f"Embedded store, {latency['dim']}-dim random unit vectors + BM25 sparse vector of "
+        f"~{latency['chunk_chars']:,} characters of text per point:"
+    )
+    header = (
+        "| points | upsert points/s | optimize s | mode | query embed P50 / P99 ms "
+        "| store search P50 / P90 / P99 ms | end-to-end P50 / P90 / P99 ms |"
+    )
     lines = ["", title, "", header, "|---:|---:|---:|---|---|---|---|"]
-    lines += [f"| {r['points']:,} | {r['upsert_points_s']:,.0f} | {r['optimize_s']:,.1f} | {r['mode']} | "
-              f"{_ms(r, 'embed', (50, 99))} | {_ms(r, 'store')} | {_ms(r, 'e2e')} |" for r in rows]  # fmt: skip
+    lines += [
+        f"| {r['points']:,} | {r['upsert_points_s']:,.0f} | {r['optimize_s']:,.1f} | {r['mode']} | "
+        f"{_ms(r, 'embed', (50, 99))} | {_ms(r, 'store')} | {_ms(r, 'e2e')} |"
+        for r in rows
+    ]
     if conc:
-        lines += ["", f"Concurrent hybrid queries (embed + search) on {conc[0]['points']:,} points, one query context:",
-                  "", "| threads | queries | queries/s | end-to-end P50 / P90 / P99 ms |", "|---:|---:|---:|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Concurrent hybrid queries (embed + search) on {conc[0]['points']:,} points, one query context:",
+            "",
+            "| threads | queries | queries/s | end-to-end P50 / P90 / P99 ms |",
+            "|---:|---:|---:|---|",
+        ]
         lines += [
             f"| {c['concurrency']} | {c['queries']} | {c['queries_s']:.2f} | {_ms(c, 'e2e')} |" for c in conc
         ]

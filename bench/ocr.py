@@ -95,12 +95,16 @@ def text_layer_run(path: Path, reps: int = REPS) -> dict:
     pages = len(texts)
     extract_s, check_s, load_s = (statistics.median(x) for x in (extract, check, load))
     return {
-        "pages": pages, "chars_per_page": round(sum(map(len, texts)) / pages),
-        "ascii": all(text.isascii() for text in texts), "reps": reps,
-        "extract_ms_per_page": 1000 * extract_s / pages, "check_ms_per_page": 1000 * check_s / pages,
+        "pages": pages,
+        "chars_per_page": round(sum(map(len, texts)) / pages),
+        "ascii": all(text.isascii() for text in texts),
+        "reps": reps,
+        "extract_ms_per_page": 1000 * extract_s / pages,
+        "check_ms_per_page": 1000 * check_s / pages,
         "check_pct": 100 * check_s / extract_s,
-        "load_ms_per_page": 1000 * load_s / pages, "load_overhead_pct": 100 * (load_s - extract_s) / extract_s,
-    }  # fmt: skip
+        "load_ms_per_page": 1000 * load_s / pages,
+        "load_overhead_pct": 100 * (load_s - extract_s) / extract_s,
+    }
 
 
 def ocr_page_run(path: Path, reps: int = OCR_REPS) -> dict:
@@ -117,8 +121,15 @@ def ocr_page_run(path: Path, reps: int = OCR_REPS) -> dict:
     finally:
         engine.close()
     page_s = statistics.median(seconds[1:])
-    return {"dpi": DPI, "threads": OCR_THREADS, "reps": reps, "chars": len(text), "first_page_s": seconds[0],
-            "page_s": page_s, "pages_per_s": 1 / page_s}  # fmt: skip
+    return {
+        "dpi": DPI,
+        "threads": OCR_THREADS,
+        "reps": reps,
+        "chars": len(text),
+        "first_page_s": seconds[0],
+        "page_s": page_s,
+        "pages_per_s": 1 / page_s,
+    }
 
 
 def ocr_run(pages: int = PAGES, reps: int = REPS, ocr_reps: int = OCR_REPS) -> dict:
@@ -131,17 +142,25 @@ def ocr_run(pages: int = PAGES, reps: int = REPS, ocr_reps: int = OCR_REPS) -> d
 
 def render(r: dict) -> list[str]:
     """Markdown lines of the section."""
-    header = ("| text-layer PDF, A4 pages | chars/page | pypdf extraction ms/page | quality check ms/page "
-              "| check / extraction | `load_pdf` ms/page (over extraction) |")  # fmt: skip
+    header = (
+        "| text-layer PDF, A4 pages | chars/page | pypdf extraction ms/page | quality check ms/page "
+        "| check / extraction | `load_pdf` ms/page (over extraction) |"
+    )
     lines = ["", header, "|---|---|---|---|---|---|"]
     for name, x in r["text_layer"].items():
-        lines.append(f"| {x['pages']} pages, {name} | {x['chars_per_page']:,} | {x['extract_ms_per_page']:.2f} | "
-                     f"{x['check_ms_per_page']:.3f} | {x['check_pct']:.1f}% | "
-                     f"{x['load_ms_per_page']:.2f} (+{x['load_overhead_pct']:.1f}%) |")  # fmt: skip
+        lines.append(
+            f"| {x['pages']} pages, {name} | {x['chars_per_page']:,} | {x['extract_ms_per_page']:.2f} | "
+            f"{x['check_ms_per_page']:.3f} | {x['check_pct']:.1f}% | "
+            f"{x['load_ms_per_page']:.2f} (+{x['load_overhead_pct']:.1f}%) |"
+        )
     o = r["ocr"]
-    lines += ["", f"| OCR, one A4 text page at {o['dpi']} dpi, {o['threads']} thread | s/page | pages/s |",
-              "|---|---|---|", f"| first page (helper start, models loaded) | {o['first_page_s']:.1f} | – |",
-              f"| each page after (median of {o['reps']}) | {o['page_s']:.1f} | {o['pages_per_s']:.3f} |"]  # fmt: skip
+    lines += [
+        "",
+        f"| OCR, one A4 text page at {o['dpi']} dpi, {o['threads']} thread | s/page | pages/s |",
+        "|---|---|---|",
+        f"| first page (helper start, models loaded) | {o['first_page_s']:.1f} | – |",
+        f"| each page after (median of {o['reps']}) | {o['page_s']:.1f} | {o['pages_per_s']:.3f} |",
+    ]
     return lines
 
 

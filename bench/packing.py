@@ -29,9 +29,12 @@ def packing_run(
         seqs = [[*rng.integers(0, 151000, length - 1).tolist(), eot] for _ in range(n)]
         times: dict[bool, list[float]] = {False: [], True: []}
         vectors = {}
-        embedders = {split: Embedder(model, QWEN3, None, EngineConfig(n_ctx=32768, n_batch=n_batch, n_ubatch=2048,
-                                                                       kv_split=split))
-                     for split in (False, True)}  # fmt: skip
+        embedders = {
+            split: Embedder(
+                model, QWEN3, None, EngineConfig(n_ctx=32768, n_batch=n_batch, n_ubatch=2048, kv_split=split)
+            )
+            for split in (False, True)
+        }
         for split, emb in embedders.items():
             vectors[split] = emb.embed_token_batches(seqs)  # warm-up
         for _ in range(reps):  # interleaved, so that load on the machine hits both alike
@@ -45,19 +48,30 @@ def packing_run(
                 if ctx is not None:
                     ctx.close()
         unified, split = (length * n / statistics.median(times[k]) for k in (False, True))
-        rows.append({"length": length, "seqs": n, "unified_tok_s": unified, "split_tok_s": split,
-                     "ratio": split / unified,
-                     "max_abs_diff": float(np.abs(vectors[True] - vectors[False]).max())})  # fmt: skip
+        rows.append(
+            {
+                "length": length,
+                "seqs": n,
+                "unified_tok_s": unified,
+                "split_tok_s": split,
+                "ratio": split / unified,
+                "max_abs_diff": float(np.abs(vectors[True] - vectors[False]).max()),
+            }
+        )
     model.close()
     return rows
 
 
 def render(rows: list[dict]) -> str:
-    out = ["| input tokens × inputs | unified KV tok/s | stream per input tok/s | ratio | max abs diff |",
-           "|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "| input tokens × inputs | unified KV tok/s | stream per input tok/s | ratio | max abs diff |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['length']} × {r['seqs']} | {r['unified_tok_s']:,.0f} | {r['split_tok_s']:,.0f} | "
-                   f"{r['ratio']:.2f}× | {r['max_abs_diff']:.1e} |")  # fmt: skip
+        out.append(
+            f"| {r['length']} × {r['seqs']} | {r['unified_tok_s']:,.0f} | {r['split_tok_s']:,.0f} | "
+            f"{r['ratio']:.2f}× | {r['max_abs_diff']:.1e} |"
+        )
     return "\n".join(out)
 
 

@@ -109,17 +109,41 @@ def embed(url: str, seqs: list[list[int]]) -> np.ndarray:
     return np.asarray([row["embedding"][0] for row in rows], dtype=np.float32)
 
 
-def server_args(length: int, n_seqs: int, n_batch: int, n_ubatch: int, threads: int,
-                kv_unified: bool = True) -> list[str]:  # fmt: skip
+def server_args(
+    length: int, n_seqs: int, n_batch: int, n_ubatch: int, threads: int, kv_unified: bool = True
+) -> list[str]:
     """llama-server's flags for one case. kv_unified: one KV cache shared by all slots, as in
     bench.engine_worker; False: one KV stream per slot, as kb's embedder packs short inputs on CPU."""
     if kv_unified:
         n_ctx, layout = max(n_batch, length * n_seqs) + KV_PAD, "--kv-unified"
     else:  # -c is split evenly between the slots
         n_ctx, layout = n_seqs * (length + KV_PAD), "--no-kv-unified"
-    return ["--embeddings", "--pooling", "last", "-c", str(n_ctx), "-b", str(max(n_batch, length)),
-            "-ub", str(n_ubatch), "-np", str(n_seqs), layout, "-t", str(threads), "-tb", str(threads),
-            "-fa", "auto", "--fit", "off", "--cache-ram", "0", "--no-webui", "--no-slots"]  # fmt: skip
+    return [
+        "--embeddings",
+        "--pooling",
+        "last",
+        "-c",
+        str(n_ctx),
+        "-b",
+        str(max(n_batch, length)),
+        "-ub",
+        str(n_ubatch),
+        "-np",
+        str(n_seqs),
+        layout,
+        "-t",
+        str(threads),
+        "-tb",
+        str(threads),
+        "-fa",
+        "auto",
+        "--fit",
+        "off",
+        "--cache-ram",
+        "0",
+        "--no-webui",
+        "--no-slots",
+    ]
 
 
 def _ours(
@@ -137,8 +161,16 @@ def _ours(
             return eot, None
         length, n_seqs, _, n_batch = cases[check_case]
         n_ctx = max(n_batch, length) if kv_unified else n_seqs * length
-        ctx = m.context(ContextConfig(n_ctx=n_ctx, n_batch=max(n_batch, length), n_ubatch=n_ubatch,
-                                      n_seq_max=max(1, n_seqs), pooling="last", kv_unified=kv_unified))  # fmt: skip
+        ctx = m.context(
+            ContextConfig(
+                n_ctx=n_ctx,
+                n_batch=max(n_batch, length),
+                n_ubatch=n_ubatch,
+                n_seq_max=max(1, n_seqs),
+                pooling="last",
+                kv_unified=kv_unified,
+            )
+        )
         try:
             return eot, ctx.embed(case_sequences(cases, eot)[check_case])
         finally:
@@ -180,7 +212,15 @@ def llama_server_run(
                 embed(url, seqs)
                 times.append(time.perf_counter() - t)
         med = statistics.median(times)
-        rows.append({"length": length, "seqs": n_seqs, "tokens": length * n_seqs, "median_s": med,
-                     "tok_s": length * n_seqs / med, "reps": reps,
-                     "cosine_vs_ours": _min_cosine(first, ours) if i == check_case else None})  # fmt: skip
+        rows.append(
+            {
+                "length": length,
+                "seqs": n_seqs,
+                "tokens": length * n_seqs,
+                "median_s": med,
+                "tok_s": length * n_seqs / med,
+                "reps": reps,
+                "cosine_vs_ours": _min_cosine(first, ours) if i == check_case else None,
+            }
+        )
     return rows

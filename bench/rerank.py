@@ -10,7 +10,6 @@ random weights change the scores, not the work. Medians of several runs after on
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -20,11 +19,60 @@ CANDIDATES = (10, 20, 40, 80)
 CHUNK_TOKENS = 256  # the default chunk target
 QUERY = "How does the service decide which passages to show first?"
 WORDS = (
-    "the", "a", "of", "to", "and", "in", "is", "for", "on", "with", "that", "by", "from", "as", "are", "this",
-    "be", "it", "or", "at", "an", "which", "can", "each", "when", "not", "store", "query", "index", "chunk",
-    "model", "search", "file", "page", "vector", "token", "score", "answer", "result", "service", "user",
-    "read", "write", "build", "check", "return", "keep", "order", "first", "last", "long", "short", "new",
-)  # fmt: skip
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "is",
+    "for",
+    "on",
+    "with",
+    "that",
+    "by",
+    "from",
+    "as",
+    "are",
+    "this",
+    "be",
+    "it",
+    "or",
+    "at",
+    "an",
+    "which",
+    "can",
+    "each",
+    "when",
+    "not",
+    "store",
+    "query",
+    "index",
+    "chunk",
+    "model",
+    "search",
+    "file",
+    "page",
+    "vector",
+    "token",
+    "score",
+    "answer",
+    "result",
+    "service",
+    "user",
+    "read",
+    "write",
+    "build",
+    "check",
+    "return",
+    "keep",
+    "order",
+    "first",
+    "last",
+    "long",
+    "short",
+    "new",
+)
 
 
 def chunk_texts(model, n: int, tokens: int = CHUNK_TOKENS, seed: int = 0) -> list[str]:
@@ -44,8 +92,9 @@ def chunk_texts(model, n: int, tokens: int = CHUNK_TOKENS, seed: int = 0) -> lis
     return texts
 
 
-def rerank_latency(model_path: Path, candidates=CANDIDATES, reps: int = 3, tokens: int = CHUNK_TOKENS,
-                   n_threads: int = 0) -> list[dict]:  # fmt: skip
+def rerank_latency(
+    model_path: Path, candidates=CANDIDATES, reps: int = 3, tokens: int = CHUNK_TOKENS, n_threads: int = 0
+) -> list[dict]:
     """Per candidate count: median seconds to score the query against that many chunks."""
     from ingest.model.engine import LlamaModel
     from ingest.model.reranker import DEFAULT_INSTRUCTION, Reranker, format_pair
@@ -65,29 +114,39 @@ def rerank_latency(model_path: Path, candidates=CANDIDATES, reps: int = 3, token
                 reranker.score(QUERY, docs[:n])
                 times.append(time.perf_counter() - t)
             median = statistics.median(times)
-            rows.append({"candidates": n, "prompt_tokens": sum(prompt[:n]), "median_s": median,
-                         "per_candidate_ms": 1000 * median / n, "runs": times})  # fmt: skip
+            rows.append(
+                {
+                    "candidates": n,
+                    "prompt_tokens": sum(prompt[:n]),
+                    "median_s": median,
+                    "per_candidate_ms": 1000 * median / n,
+                    "runs": times,
+                }
+            )
         return rows
     finally:
         reranker.close()
 
 
 def render(rows: list[dict], hardware: str = "") -> str:
-    out = [*([f"**{hardware}**", ""] if hardware else []),
-           "| candidates | tokens decoded | median s | fastest s | per candidate ms (median) | runs |",
-           "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    out = [
+        *([f"**{hardware}**", ""] if hardware else []),
+        "| candidates | tokens decoded | median s | fastest s | per candidate ms (median) | runs |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['candidates']} | {r['prompt_tokens']:,} | {r['median_s']:.2f} | "
-                   f"{min(r['runs']):.2f} | {r['per_candidate_ms']:,.0f} | {len(r['runs'])} |")  # fmt: skip
+        out.append(
+            f"| {r['candidates']} | {r['prompt_tokens']:,} | {r['median_s']:.2f} | "
+            f"{min(r['runs']):.2f} | {r['per_candidate_ms']:,.0f} | {len(r['runs'])} |"
+        )
     return "\n".join(out)
 
 
 def main() -> None:
     import argparse
 
-    from tests.helpers import modelgen
-
     from bench.__main__ import hardware
+    from tests.helpers import modelgen
 
     ap = argparse.ArgumentParser(prog="python -m bench.rerank", description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3, help="runs per candidate count (median)")

@@ -41,8 +41,23 @@ Span = tuple[int, int]  # [start, end) character offsets into a section's text
 
 # Prose: paragraphs, lines, sentences (CJK and Latin), clauses, words, characters.
 PROSE_SEPARATORS = [
-    "\n\n", "\n", "。", "！", "？", "；", "…", ". ", "! ", "? ", "; ", "，", ", ", "、", " ", "",
-]  # fmt: skip
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    "…",
+    ". ",
+    "! ",
+    "? ",
+    "; ",
+    "，",
+    ", ",
+    "、",
+    " ",
+    "",
+]
 # Code in a language the splitter library does not know: blank lines, lines, words, characters.
 GENERIC_CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
 # Where an overlap may begin: a line's first non-blank character (code); after whitespace, CJK

@@ -9,9 +9,25 @@ from pathlib import Path
 
 IGNORE_FILE = ".kbignore"
 SKIP_DIRS = {
-    ".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", "env", ".tox", ".nox",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", "target", "site-packages", ".eggs",
-}  # fmt: skip
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "env",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "build",
+    "dist",
+    "target",
+    "site-packages",
+    ".eggs",
+}
 
 
 def _is_venv(path: Path) -> bool:
@@ -20,8 +36,10 @@ def _is_venv(path: Path) -> bool:
 
 def _matches(rel: str, patterns: Iterable[str]) -> bool:
     name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) or rel.startswith(p.rstrip("/") + "/")
-               for p in patterns)  # fmt: skip
+    return any(
+        fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) or rel.startswith(p.rstrip("/") + "/")
+        for p in patterns
+    )
 
 
 def read_ignore(root: Path) -> list[str]:

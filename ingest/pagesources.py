@@ -32,21 +32,33 @@ class PageSources:
         if not meta or "pages_text" not in meta:
             return None
         try:
-            return cls(*(int(meta.get(key) or 0) for key in META_KEYS[:4]),
-                       unreadable=tuple(int(p) for p in meta.get("pages_unreadable") or ()))  # fmt: skip
+            return cls(
+                *(int(meta.get(key) or 0) for key in META_KEYS[:4]),
+                unreadable=tuple(int(p) for p in meta.get("pages_unreadable") or ()),
+            )
         except (TypeError, ValueError):
             return None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PageSources:
         """The inverse of :meth:`as_dict` (a report read back from JSON)."""
-        return cls(int(d["pages"]), int(d["text"]), int(d["fallback"]), int(d["ocr"]),
-                   tuple(int(p) for p in d.get("unreadable") or ()))  # fmt: skip
+        return cls(
+            int(d["pages"]),
+            int(d["text"]),
+            int(d["fallback"]),
+            int(d["ocr"]),
+            tuple(int(p) for p in d.get("unreadable") or ()),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: ``{"pages", "text", "fallback", "ocr", "unreadable": [page numbers]}``."""
-        return {"pages": self.pages, "text": self.text, "fallback": self.fallback, "ocr": self.ocr,
-                "unreadable": list(self.unreadable)}  # fmt: skip
+        return {
+            "pages": self.pages,
+            "text": self.text,
+            "fallback": self.fallback,
+            "ocr": self.ocr,
+            "unreadable": list(self.unreadable),
+        }
 
     @property
     def needed_help(self) -> bool:

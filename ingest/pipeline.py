@@ -85,12 +85,17 @@ class IngestReport:
 
     def as_dict(self) -> dict:
         return {
-            "indexed": self.indexed, "updated": self.updated, "unchanged": self.unchanged,
-            "removed": self.removed, "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "indexed": self.indexed,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "warnings": [{"path": p, "message": m} for p, m in self.warnings],
             "pages": {source: pages.as_dict() for source, pages in self.pages.items()},
-            "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+            "chunks": self.chunks,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,13 @@ class NotRegularFile(OSError):
     """A FIFO, socket or device where a file was expected (opening a FIFO would block)."""
 
 
-_FILE_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}  # fmt: skip
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def _file_type(mode: int) -> str:
@@ -161,18 +171,36 @@ def owns(scope: str, source: str) -> bool:
     return source.startswith(scope) if scope else not source.startswith(HIDDEN_NAMESPACE)
 
 
-def make_chunks(doc: Document, source: str, file_hash: str, count_tokens: Callable[[str], int],
-                cs: ChunkSettings, hard_max: int) -> list[Chunk]:  # fmt: skip
+def make_chunks(
+    doc: Document,
+    source: str,
+    file_hash: str,
+    count_tokens: Callable[[str], int],
+    cs: ChunkSettings,
+    hard_max: int,
+) -> list[Chunk]:
     sections = chunk_document(doc, count_tokens, cs.target, cs.overlap, hard_max)
     sections = [s for s in sections if s.text.strip()]
     n = len(sections)
     return [
-        Chunk(id=point_id(source, i), text=s.text, source=source, kind=doc.kind, position=i, n_chunks=n,
-              chunk_hash=sha256_text(s.text), file_hash=file_hash, page=s.page, heading_path=s.heading_path,
-              line_start=s.line_start, line_end=s.line_end, n_tokens=count_tokens(s.text),
-              meta={**doc.meta, **s.meta} | ({"language": doc.language} if doc.language else {}))
+        Chunk(
+            id=point_id(source, i),
+            text=s.text,
+            source=source,
+            kind=doc.kind,
+            position=i,
+            n_chunks=n,
+            chunk_hash=sha256_text(s.text),
+            file_hash=file_hash,
+            page=s.page,
+            heading_path=s.heading_path,
+            line_start=s.line_start,
+            line_end=s.line_end,
+            n_tokens=count_tokens(s.text),
+            meta={**doc.meta, **s.meta} | ({"language": doc.language} if doc.language else {}),
+        )
         for i, s in enumerate(sections)
-    ]  # fmt: skip
+    ]
 
 
 class _Writer:
@@ -182,8 +210,15 @@ class _Writer:
     reported) after the batch that holds its last chunk.
     """
 
-    def __init__(self, embedder, store: Store, report: IngestReport, progress: Progress, on_progress,
-                 batch_tokens: int = EMBED_BATCH_TOKENS):  # fmt: skip
+    def __init__(
+        self,
+        embedder,
+        store: Store,
+        report: IngestReport,
+        progress: Progress,
+        on_progress,
+        batch_tokens: int = EMBED_BATCH_TOKENS,
+    ):
         self.embedder, self.store, self.report, self.progress = embedder, store, report, progress
         self.on_progress = on_progress
         self.batch_tokens = batch_tokens
@@ -219,10 +254,14 @@ class _Writer:
         if batch:
             texts = list(dict.fromkeys(c.text for c in batch))  # repeated chunks are embedded once
             vectors = dict(zip(texts, self.embedder.embed_documents(texts)))
-            self.store.upsert([
-                Point(c.id, vectors[c.text], c.payload(), sparse_vector(" ".join([*c.heading_path, c.text])))
-                for c in batch
-            ])  # fmt: skip
+            self.store.upsert(
+                [
+                    Point(
+                        c.id, vectors[c.text], c.payload(), sparse_vector(" ".join([*c.heading_path, c.text]))
+                    )
+                    for c in batch
+                ]
+            )
             for c in batch:
                 self.pending[c.source] -= 1
                 self.progress.chunks += 1
@@ -240,11 +279,20 @@ class _Writer:
         self.on_progress(self.progress)
 
 
-def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSettings = ChunkSettings(), *,
-                  rebuild: bool = False, exclude: Iterable[str] = (), workers: int = 2, scope: str = "",
-                  on_progress: Callable[[Progress], None] | None = None,
-                  load_options: LoadOptions | None = None,
-                  limits: IngestLimits = IngestLimits()) -> IngestReport:  # fmt: skip
+def ingest_folder(
+    root: Path,
+    embedder,
+    store: Store,
+    chunk_settings: ChunkSettings = ChunkSettings(),
+    *,
+    rebuild: bool = False,
+    exclude: Iterable[str] = (),
+    workers: int = 2,
+    scope: str = "",
+    on_progress: Callable[[Progress], None] | None = None,
+    load_options: LoadOptions | None = None,
+    limits: IngestLimits = IngestLimits(),
+) -> IngestReport:
     """Bring the store in line with the files under ``root``; see the module docstring for the order.
 
     ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
@@ -261,8 +309,12 @@ def ingest_folder(root: Path, embedder, store: Store, chunk_settings: ChunkSetti
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
     on_progress = on_progress or (lambda p: None)
-    fingerprint = {**embedder.fingerprint(), "chunk_target": chunk_settings.target,
-                   "chunk_overlap": chunk_settings.overlap, "sparse": SPARSE_SCHEME}  # fmt: skip
+    fingerprint = {
+        **embedder.fingerprint(),
+        "chunk_target": chunk_settings.target,
+        "chunk_overlap": chunk_settings.overlap,
+        "sparse": SPARSE_SCHEME,
+    }
     if rebuild:
         store.recreate_collection(embedder.dim, fingerprint)
     else:

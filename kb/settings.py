@@ -134,8 +134,9 @@ class Settings(BaseSettings):
         """What one ingest run may spend per file and per batch."""
         from ingest.pipeline import IngestLimits, ParseLimits
 
-        return IngestLimits(self.max_file_mb, self.embed_batch_tokens,
-                            ParseLimits(self.parse_timeout_s, self.parse_memory_mb))  # fmt: skip
+        return IngestLimits(
+            self.max_file_mb, self.embed_batch_tokens, ParseLimits(self.parse_timeout_s, self.parse_memory_mb)
+        )
 
     @property
     def store_dir(self) -> Path:

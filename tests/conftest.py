@@ -18,8 +18,14 @@ def qwen3_gguf() -> Path:
 def qwen3_settings(qwen3_gguf, tmp_path_factory):
     from kb.settings import Settings
 
-    return Settings(embed_model=str(qwen3_gguf), n_ctx=4096, n_batch=2048, n_ubatch=512,
-                    data_dir=tmp_path_factory.mktemp("data"), _env_file=None)  # fmt: skip
+    return Settings(
+        embed_model=str(qwen3_gguf),
+        n_ctx=4096,
+        n_batch=2048,
+        n_ubatch=512,
+        data_dir=tmp_path_factory.mktemp("data"),
+        _env_file=None,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -43,8 +43,12 @@ if shown is None or shown["name"] != name:  # the newest comes with the list; an
         st.stop()
 
 report = shown["data"]
-st.caption(escape_md(f"{report.get('n_queries', '?')} queries over {report.get('corpus', '?')} · "
-                     f"created {report.get('created', '?')}"))  # fmt: skip
+st.caption(
+    escape_md(
+        f"{report.get('n_queries', '?')} queries over {report.get('corpus', '?')} · "
+        f"created {report.get('created', '?')}"
+    )
+)
 st.dataframe(eval_rows(report), key="eval_metrics", hide_index=True, width="stretch")
 if shown.get("png"):
     try:

@@ -39,8 +39,9 @@ if c is None:
 
 def upload_form(c: KbClient) -> None:
     with st.form("upload_form", clear_on_submit=True, border=False):
-        files = st.file_uploader("Upload documents (PDF, Markdown, code, text)", accept_multiple_files=True,
-                                 key="upload_files")  # fmt: skip
+        files = st.file_uploader(
+            "Upload documents (PDF, Markdown, code, text)", accept_multiple_files=True, key="upload_files"
+        )
         send = st.form_submit_button("Upload and index", icon=":material/upload:", key="upload_go")
     if send and not files:
         st.warning("Choose files first (or wait until they have finished uploading).")
@@ -52,8 +53,12 @@ def upload_form(c: KbClient) -> None:
         except ServiceError as err:
             failed(err, "upload")
             return
-    st.session_state[BATCH] = {"job": answer["job"]["id"], "files": answer["files"],
-                               "rejected": answer.get("rejected", []), "seen": []}  # fmt: skip
+    st.session_state[BATCH] = {
+        "job": answer["job"]["id"],
+        "files": answer["files"],
+        "rejected": answer.get("rejected", []),
+        "seen": [],
+    }
 
 
 def folder_form(c: KbClient) -> None:
@@ -136,14 +141,28 @@ def documents(c: KbClient) -> None:
     st.caption(f"{len(rows)} documents, {sum(r['chunks'] for r in rows)} chunks")
     counts = {col: st.column_config.NumberColumn(format="%d", help=text) for col, text in PAGE_HELP.items()}
     counts["unreadable"] = st.column_config.TextColumn(help=PAGE_HELP["unreadable"])
-    st.dataframe(rows, key="documents_table", hide_index=True, width="stretch", column_order=DOC_COLUMNS,
-                 column_config={"name": st.column_config.TextColumn(width="large"),
-                                "chunks": st.column_config.NumberColumn(format="%d"), **counts})  # fmt: skip
+    st.dataframe(
+        rows,
+        key="documents_table",
+        hide_index=True,
+        width="stretch",
+        column_order=DOC_COLUMNS,
+        column_config={
+            "name": st.column_config.TextColumn(width="large"),
+            "chunks": st.column_config.NumberColumn(format="%d"),
+            **counts,
+        },
+    )
     if not can("editor"):
         return
     names = {r["source"]: f"{r['name']}  ({r['source']})" for r in rows}
-    doomed = st.multiselect("Documents to delete", list(names), format_func=names.__getitem__,
-                            key="delete_sources", placeholder="Choose documents")  # fmt: skip
+    doomed = st.multiselect(
+        "Documents to delete",
+        list(names),
+        format_func=names.__getitem__,
+        key="delete_sources",
+        placeholder="Choose documents",
+    )
     with st.popover("Delete", icon=":material/delete:", disabled=not doomed, key="delete_popover"):
         st.markdown(f"Remove {len(doomed)} document(s) from the index (uploaded files are deleted too)?")
         if st.button("Delete for good", type="primary", key="delete_go"):

@@ -38,10 +38,18 @@ if c is None:
 query = st.text_input("Query", key="search_query", placeholder="Ask in English or 中文 … (Enter to search)")
 opts = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
 k = opts[0].number_input("Results", min_value=1, max_value=MAX_K, value=DEFAULT_K, key="search_k")
-hybrid = opts[1].toggle("Hybrid", value=settings().hybrid, key="search_hybrid",
-                        help="Fuse keyword (CJK-aware) matching with the meaning vectors.")  # fmt: skip
-rerank = opts[2].toggle("Rerank", value=False, key="search_rerank",
-                        help="Reorder the best candidates with the reranker model (slower; loads it once).")  # fmt: skip
+hybrid = opts[1].toggle(
+    "Hybrid",
+    value=settings().hybrid,
+    key="search_hybrid",
+    help="Fuse keyword (CJK-aware) matching with the meaning vectors.",
+)
+rerank = opts[2].toggle(
+    "Rerank",
+    value=False,
+    key="search_rerank",
+    help="Reorder the best candidates with the reranker model (slower; loads it once).",
+)
 with opts[3].popover("Filters", icon=":material/filter_list:", key="search_filters"):
     prefix = st.text_input("Path prefix", key="search_prefix", placeholder="docs/handbook/")
     kinds = st.multiselect("Kinds", KINDS, key="search_kinds")
@@ -53,8 +61,15 @@ if not query.strip():
 
 with st.spinner("Loading the reranker and searching …" if rerank else "Searching …"):
     try:
-        result = c.search(query, k=int(k), rerank=rerank, hybrid=hybrid, prefix=prefix.strip() or None,
-                          kinds=tuple(kinds), exts=parse_exts(exts))  # fmt: skip
+        result = c.search(
+            query,
+            k=int(k),
+            rerank=rerank,
+            hybrid=hybrid,
+            prefix=prefix.strip() or None,
+            kinds=tuple(kinds),
+            exts=parse_exts(exts),
+        )
     except ServiceError as err:
         failed(err, "search")
         st.stop()
@@ -80,9 +95,15 @@ for hit in hits:
         st.markdown(card_title(hit, name, c.file_url(hit["source"], hit.get("page"))))
         about = (heading_trail(hit), hit["source"], hit.get("kind") or "", score_line(hit))
         st.caption(escape_md(" · ".join(x for x in about if x)))
-        st.download_button("Download", data=lambda source=hit["source"]: c.fetch_file(source), file_name=name,
-                           key=f"hit_download_{hit['rank']}", on_click="ignore", type="tertiary",
-                           icon=":material/download:")  # fmt: skip
+        st.download_button(
+            "Download",
+            data=lambda source=hit["source"]: c.fetch_file(source),
+            file_name=name,
+            key=f"hit_download_{hit['rank']}",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/download:",
+        )
         short, whole = highlight(hit["text"], query), highlight(hit["text"], query, limit=None)
         st.markdown(short)
         if short != whole:

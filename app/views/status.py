@@ -42,8 +42,11 @@ details = {
     "reranker loaded": s.get("reranker_loaded"),
     "jobs": ", ".join(f"{n} {state}" for state, n in (s.get("jobs") or {}).items()) or "none",
 }
-st.table([{"": escape_md(k), "value": escape_md(str(v))} for k, v in details.items() if v is not None],
-         hide_index=True, hide_header=True)  # fmt: skip
+st.table(
+    [{"": escape_md(k), "value": escape_md(str(v))} for k, v in details.items() if v is not None],
+    hide_index=True,
+    hide_header=True,
+)
 
 st.subheader("Last ingest")
 last = s.get("last_ingest") or (s.get("last_report") and {"report": s["last_report"]})

@@ -16,8 +16,8 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ingest.records import Section
 from ingest.loaders.base import Document, LoadError, json_safe, line_section, read_text
+from ingest.records import Section
 
 KIND = "markdown"
 FRONT_MATTER_OPEN = "---"

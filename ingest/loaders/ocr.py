@@ -122,8 +122,13 @@ def _serve(conn: Connection) -> None:
         import pypdfium2 as pdfium
         from rapidocr_onnxruntime import RapidOCR
 
-        engine = RapidOCR(intra_op_num_threads=OCR_THREADS, inter_op_num_threads=1, max_side_len=MAX_SIDE_PX,
-                          det_limit_type="max", det_limit_side_len=DET_SIDE_PX)  # fmt: skip
+        engine = RapidOCR(
+            intra_op_num_threads=OCR_THREADS,
+            inter_op_num_threads=1,
+            max_side_len=MAX_SIDE_PX,
+            det_limit_type="max",
+            det_limit_side_len=DET_SIDE_PX,
+        )
     except Exception as err:  # noqa: BLE001 - reported to the parent as the reason OCR is unavailable
         conn.send(("unavailable", f"{type(err).__name__}: {err}"))
         return

@@ -30,11 +30,11 @@ from typing import Any
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
-from ingest.records import Section
 from ingest.loaders.base import Document, LoadError, LoadOptions, read_bytes
 from ingest.loaders.ocr import OcrError, OcrUnavailable, shared_engine
 from ingest.loaders.pdf_fallback import FontFacts, extract_pages, font_facts
 from ingest.loaders.textquality import unreadable_reason
+from ingest.records import Section
 
 KIND = "pdf"
 NO_TEXT = "no text layer"

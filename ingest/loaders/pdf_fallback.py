@@ -31,11 +31,24 @@ _PDFIUM_LOCK = threading.Lock()
 # Form XObjects nested deeper than this are not searched for fonts.
 MAX_FORM_DEPTH = 3
 # Fonts every viewer has without embedding them.
-STANDARD_14 = frozenset({
-    "Courier", "Courier-Bold", "Courier-BoldOblique", "Courier-Oblique",
-    "Helvetica", "Helvetica-Bold", "Helvetica-BoldOblique", "Helvetica-Oblique",
-    "Times-Roman", "Times-Bold", "Times-BoldItalic", "Times-Italic", "Symbol", "ZapfDingbats",
-})  # fmt: skip
+STANDARD_14 = frozenset(
+    {
+        "Courier",
+        "Courier-Bold",
+        "Courier-BoldOblique",
+        "Courier-Oblique",
+        "Helvetica",
+        "Helvetica-Bold",
+        "Helvetica-BoldOblique",
+        "Helvetica-Oblique",
+        "Times-Roman",
+        "Times-Bold",
+        "Times-BoldItalic",
+        "Times-Italic",
+        "Symbol",
+        "ZapfDingbats",
+    }
+)
 _FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
 _IDENTITY_ENCODINGS = frozenset({"/Identity-H", "/Identity-V"})
 # Predefined CMaps whose codes are Unicode itself (UniGB-UCS2-H, UniJIS-UTF16-H …): pypdf reads them.

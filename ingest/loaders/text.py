@@ -12,11 +12,34 @@ from ingest.loaders.base import Document, LoadError, line_section, read_text
 
 KIND = "text"
 
-TEXT_SUFFIXES = frozenset({
-    ".txt", ".text", ".rst", ".adoc", ".org", ".log", ".csv", ".tsv", ".json", ".jsonl", ".ndjson",
-    ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".properties", ".xml", ".srt", ".vtt", ".bib",
-    ".diff", ".patch",
-})  # fmt: skip
+TEXT_SUFFIXES = frozenset(
+    {
+        ".txt",
+        ".text",
+        ".rst",
+        ".adoc",
+        ".org",
+        ".log",
+        ".csv",
+        ".tsv",
+        ".json",
+        ".jsonl",
+        ".ndjson",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".ini",
+        ".cfg",
+        ".conf",
+        ".properties",
+        ".xml",
+        ".srt",
+        ".vtt",
+        ".bib",
+        ".diff",
+        ".patch",
+    }
+)
 
 
 def load_text(path: Path) -> Document:

@@ -60,8 +60,15 @@ class EngineConfig:
 
 
 class Embedder:
-    def __init__(self, model: LlamaModel, recipe: Recipe, dim: int | None = None,
-                 config: EngineConfig = EngineConfig(), query_task: str = "", model_sha256: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: LlamaModel,
+        recipe: Recipe,
+        dim: int | None = None,
+        config: EngineConfig = EngineConfig(),
+        query_task: str = "",
+        model_sha256: str | None = None,
+    ):
         self.model, self.recipe, self.config, self.query_task = model, recipe, config, query_task
         self.model_sha256 = model_sha256
         self.dim = dim or model.n_embd
@@ -78,8 +85,14 @@ class Embedder:
         self.pack_tokens = config.n_batch if model.causal else min(config.n_batch, max(self.max_tokens, 512))
         pooling = None if recipe.name in {"mean", "cls", "last"} else recipe.pooling
         n_seq = max(1, min(config.n_seq_max, 256))
-        self._long_cfg = ContextConfig(self.max_tokens, max(self.max_tokens, config.n_batch) if model.causal
-                                       else self.pack_tokens, config.n_ubatch, n_seq, config.n_threads, pooling)  # fmt: skip
+        self._long_cfg = ContextConfig(
+            self.max_tokens,
+            max(self.max_tokens, config.n_batch) if model.causal else self.pack_tokens,
+            config.n_ubatch,
+            n_seq,
+            config.n_threads,
+            pooling,
+        )
         self.stream_tokens = (
             min(config.stream_tokens, self.max_tokens) if config.kv_split and model.causal else 0
         )
@@ -87,8 +100,15 @@ class Embedder:
         if self.stream_tokens:  # no more cells than the unified context would have
             streams = max(1, min(n_seq, self._long_cfg.n_ctx // self.stream_tokens))
             cells = streams * self.stream_tokens
-            doc_cfg = ContextConfig(cells, min(self.pack_tokens, cells), config.n_ubatch, streams,
-                                    config.n_threads, pooling, kv_unified=False)  # fmt: skip
+            doc_cfg = ContextConfig(
+                cells,
+                min(self.pack_tokens, cells),
+                config.n_ubatch,
+                streams,
+                config.n_threads,
+                pooling,
+                kv_unified=False,
+            )
         self._long_context: EmbedContext | None = None  # made on the first input over stream_tokens
         self._long_lock = threading.Lock()
         q_tokens = min(self.max_tokens, QUERY_CONTEXT_TOKENS)
@@ -153,8 +173,10 @@ class Embedder:
             short = [i for i, s in enumerate(seqs) if len(s) <= self.stream_tokens]
             long = [i for i, s in enumerate(seqs) if len(s) > self.stream_tokens]
             packed = self._doc_contexts[0].config
-            groups = [(short, self._run, packed.n_batch, packed.n_seq_max),
-                      (long, self._run_long, self._long_cfg.n_batch, self._long_cfg.n_seq_max)]  # fmt: skip
+            groups = [
+                (short, self._run, packed.n_batch, packed.n_seq_max),
+                (long, self._run_long, self._long_cfg.n_batch, self._long_cfg.n_seq_max),
+            ]
         plan = []
         for members, run, budget, max_seqs in groups:
             for idx in plan_batches([len(seqs[i]) for i in members], budget, max_seqs):
@@ -171,8 +193,10 @@ class Embedder:
     def embed_queries(self, texts: Sequence[str], task: str | None = None) -> np.ndarray:
         # an over-long query keeps its start and its closing token (the one pooled), not an error
         cap = self.max_tokens
-        seqs = [s if len(s) <= cap else s[: cap - 1] + s[-1:] for s in
-                (self.tokens(self.query_text(t, task)) for t in texts)]  # fmt: skip
+        seqs = [
+            s if len(s) <= cap else s[: cap - 1] + s[-1:]
+            for s in (self.tokens(self.query_text(t, task)) for t in texts)
+        ]
         if any(len(s) > self._query_context.n_ctx for s in seqs):
             return self._finish(self.embed_token_batches(seqs))
         out = np.empty((len(seqs), self.model.n_embd), dtype=np.float32)
@@ -200,10 +224,16 @@ class Embedder:
 
     def info(self) -> dict:
         return {
-            "model": str(self.model.path), "arch": self.model.arch, "dim": self.dim, "native_dim": self.model.n_embd,
-            "device": "GPU" if self.model.offloaded else "CPU", "contexts": len(self._doc_contexts),
-            "max_tokens": self.max_tokens, "patched_engine": patch_level() > 0, "recipe": self.recipe.name,
-        }  # fmt: skip
+            "model": str(self.model.path),
+            "arch": self.model.arch,
+            "dim": self.dim,
+            "native_dim": self.model.n_embd,
+            "device": "GPU" if self.model.offloaded else "CPU",
+            "contexts": len(self._doc_contexts),
+            "max_tokens": self.max_tokens,
+            "patched_engine": patch_level() > 0,
+            "recipe": self.recipe.name,
+        }
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -229,8 +259,10 @@ def resolve_model(name_or_path: str, models_dir: Path) -> tuple[Path, registry.M
     path = registry.resolve_path(name_or_path, models_dir)
     if not path.is_file():
         if entry:
-            raise ModelUnavailable(offline_message(entry, models_dir, "not downloaded yet") +
-                                   f"\nRun `kb model pull {entry.name}` where there is network.")  # fmt: skip
+            raise ModelUnavailable(
+                offline_message(entry, models_dir, "not downloaded yet")
+                + f"\nRun `kb model pull {entry.name}` where there is network."
+            )
         raise ModelUnavailable(f"model file not found: {path}")
     return path, entry
 
@@ -244,7 +276,21 @@ def make_embedder(settings: Settings) -> Embedder:
     sums = checksum_file(path)
     contexts = settings.n_contexts or (2 if model.offloaded else 1)
     kv_split = settings.kv_split == "on" or (settings.kv_split == "auto" and not model.offloaded)
-    config = EngineConfig(settings.n_ctx, settings.n_batch, settings.n_ubatch, settings.n_seq_max, contexts,
-                          settings.n_threads, kv_split, settings.stream_tokens)  # fmt: skip
-    return Embedder(model, recipe, dim, config, settings.query_task,
-                    sums.read_text().split()[0] if sums.exists() else None)  # fmt: skip
+    config = EngineConfig(
+        settings.n_ctx,
+        settings.n_batch,
+        settings.n_ubatch,
+        settings.n_seq_max,
+        contexts,
+        settings.n_threads,
+        kv_split,
+        settings.stream_tokens,
+    )
+    return Embedder(
+        model,
+        recipe,
+        dim,
+        config,
+        settings.query_task,
+        sums.read_text().split()[0] if sums.exists() else None,
+    )

@@ -112,8 +112,13 @@ class LlamaModel:
         pooling = self.meta(f"{self.arch}.pooling_type")
         self.pooling = _POOLING_NAMES.get(int(pooling), None) if pooling and pooling.isdigit() else None
         self.causal = self.arch not in {"bert", "nomic-bert", "jina-bert-v2", "modern-bert", "eurobert"}
-        log.info("loaded %s (%s, %d dims) on %s", self.path.name, self.arch, self.n_embd,
-                 "GPU (all layers)" if self.offloaded else "CPU")  # fmt: skip
+        log.info(
+            "loaded %s (%s, %d dims) on %s",
+            self.path.name,
+            self.arch,
+            self.n_embd,
+            "GPU (all layers)" if self.offloaded else "CPU",
+        )
 
     def meta(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(256)
@@ -207,8 +212,11 @@ class EmbedContext:
             raise EngineError(f"batch of {len(seqs)} sequences / {n} tokens exceeds the context's limits")
         self._ll.llama_memory_clear(self._mem, True)
         lasts = self._fill(seqs, logits_last_only)
-        rc = self._ll.llama_encode(self._ctx, self._batch) if not self.model.causal else (
-            self._ll.llama_decode(self._ctx, self._batch))  # fmt: skip
+        rc = (
+            self._ll.llama_encode(self._ctx, self._batch)
+            if not self.model.causal
+            else (self._ll.llama_decode(self._ctx, self._batch))
+        )
         if rc != 0:
             raise EngineError(f"llama_decode failed with code {rc}")
         return lasts

@@ -78,8 +78,9 @@ Runner = Callable[[Sequence[str]], str]
 
 
 def _nvidia_smi(args: Sequence[str]) -> str:
-    return subprocess.run([NVIDIA_SMI, *args], capture_output=True, text=True, timeout=TIMEOUT_S,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        [NVIDIA_SMI, *args], capture_output=True, text=True, timeout=TIMEOUT_S, check=True
+    ).stdout
 
 
 def query_vram(pid: int | None = None, run: Runner = _nvidia_smi) -> dict[str, Any] | None:

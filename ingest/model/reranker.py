@@ -56,8 +56,9 @@ class Reranker:
 
     def _sequences(self, query: str, doc: str, instruction: str) -> tuple[list[list[int]], bool]:
         """The prompt tokens; several windows of the document when it does not fit the context."""
-        head = self.model.tokenize(f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: ",
-                                   add_special=False)  # fmt: skip
+        head = self.model.tokenize(
+            f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: ", add_special=False
+        )
         body = self.model.tokenize(doc, add_special=False)
         room = self.n_ctx - len(self.prefix) - len(self.suffix) - len(head)
         if room < 16:  # an enormous query: keep its start

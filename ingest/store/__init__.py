@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.settings import Settings
 from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
 from ingest.store.edge import EdgeStore
+from kb.settings import Settings
 
 if TYPE_CHECKING:  # qdrant-client takes seconds to import: only the server adapter needs it
     from qdrant_client import QdrantClient

@@ -60,8 +60,12 @@ def strip_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
 def point_from_record(point_id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None) -> Point:
     """A stored record (named dense and sparse vectors, payload) as a Point, whichever engine read it."""
     sparse = vectors.get(SPARSE)
-    return Point(id=str(point_id), vector=list(vectors[DENSE]), payload=strip_payload(payload),
-                 sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None)  # fmt: skip
+    return Point(
+        id=str(point_id),
+        vector=list(vectors[DENSE]),
+        payload=strip_payload(payload),
+        sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)) if sparse else None,
+    )
 
 
 def normalize_prefix(prefix: str | None) -> str | None:

@@ -268,8 +268,9 @@ class EdgeStore:
             return
         offset = None
         while True:
-            request = qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=RETURNED_PAYLOAD,
-                                       with_vector=True)  # fmt: skip
+            request = qe.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=RETURNED_PAYLOAD, with_vector=True
+            )
             with _engine("scroll"):
                 records, offset = self._shard.scroll(request)
             for r in records:

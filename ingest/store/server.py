@@ -193,8 +193,13 @@ class ServerStore:
         offset: Any = None
         while True:
             with self._errors("scroll"):
-                records, offset = self.client.scroll(self.collection, limit=SCROLL_PAGE, offset=offset,
-                                                     with_payload=RETURNED_PAYLOAD, with_vectors=True)  # fmt: skip
+                records, offset = self.client.scroll(
+                    self.collection,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=RETURNED_PAYLOAD,
+                    with_vectors=True,
+                )
             for r in records:
                 vectors: dict[str, Any] = r.vector if isinstance(r.vector, dict) else {}
                 yield point_from_record(r.id, vectors, r.payload)

@@ -63,8 +63,10 @@ def cmd_token(args: argparse.Namespace) -> int:
         elif args.action == "create":
             token = accounts.create_token(args.name, args.role)
             print(token)
-            print("(shown once; send it as `Authorization: Bearer …`, or set KB_API_TOKEN for the CLI)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "(shown once; send it as `Authorization: Bearer …`, or set KB_API_TOKEN for the CLI)",
+                file=sys.stderr,
+            )
         elif args.action == "revoke":
             accounts.revoke_token(args.id)
             print(f"revoked {args.id}")

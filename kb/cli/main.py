@@ -28,8 +28,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     for e in REGISTRY.values():
         present = "yes" if e.path(settings.models_dir).is_file() else "no"
         mark = "*" if e.name in {settings.embed_model, settings.rerank_model} else " "
-        print(f"{e.name:23}{mark} {e.role:7} {e.dim:>5} {e.mrl_min:>4}-{e.dim:<4} {e.context:>6}  "
-              f"{present:8} {e.repo}/{e.filename}")  # fmt: skip
+        print(
+            f"{e.name:23}{mark} {e.role:7} {e.dim:>5} {e.mrl_min:>4}-{e.dim:<4} {e.context:>6}  "
+            f"{present:8} {e.repo}/{e.filename}"
+        )
     print("* configured (KB_EMBED_MODEL / KB_RERANK_MODEL); any GGUF path works too")
     return EXIT_OK
 
@@ -84,10 +86,12 @@ def _print_report(report: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return
-    print(f"indexed {len(report['indexed'])}, updated {len(report['updated'])}, "
-          f"unchanged {len(report['unchanged'])}, removed {len(report['removed'])}, "
-          f"skipped {len(report['skipped'])} — {report['chunks']} chunks, "
-          f"{report['tokens']} tokens in {report['seconds']:.1f} s")  # fmt: skip
+    print(
+        f"indexed {len(report['indexed'])}, updated {len(report['updated'])}, "
+        f"unchanged {len(report['unchanged'])}, removed {len(report['removed'])}, "
+        f"skipped {len(report['skipped'])} — {report['chunks']} chunks, "
+        f"{report['tokens']} tokens in {report['seconds']:.1f} s"
+    )
     for source, counts in (report.get("pages") or {}).items():  # PDFs whose pages needed more than pypdf
         pages = PageSources.from_dict(counts)
         if pages.needed_help:
@@ -180,10 +184,18 @@ def _ingest_in_process(settings: Settings, root: Path, args: argparse.Namespace)
         _show_progress(bar, p.files_total, p.files_done, p.chunks, p.tokens_per_s)
 
     try:
-        report = ingest_folder(root, embedder, store, ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
-                               rebuild=args.rebuild, exclude=args.exclude, workers=settings.parse_workers,
-                               on_progress=on_progress, load_options=settings.load_options(),
-                               limits=settings.ingest_limits())  # fmt: skip
+        report = ingest_folder(
+            root,
+            embedder,
+            store,
+            ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
+            rebuild=args.rebuild,
+            exclude=args.exclude,
+            workers=settings.parse_workers,
+            on_progress=on_progress,
+            load_options=settings.load_options(),
+            limits=settings.ingest_limits(),
+        )
     except StoreError as err:  # includes FingerprintMismatch
         print(_store_error_message(str(err)), file=sys.stderr)
         return EXIT_FAIL
@@ -207,8 +219,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _search_in_process(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.model.download import ModelUnavailable
-    from kb.search.query import SearchRequest, search
     from ingest.store import SearchFilter, StoreError
+    from kb.search.query import SearchRequest, search
 
     try:
         embedder, store = _open(settings)
@@ -221,8 +233,12 @@ def _search_in_process(settings: Settings, args: argparse.Namespace) -> int:
             from ingest.model.reranker import make_reranker
 
             reranker = make_reranker(settings)
-        flt = SearchFilter(source_prefix=args.prefix, source_glob=args.glob, kinds=tuple(args.kind or ()),
-                           exts=tuple(args.ext or ()))  # fmt: skip
+        flt = SearchFilter(
+            source_prefix=args.prefix,
+            source_glob=args.glob,
+            kinds=tuple(args.kind or ()),
+            exts=tuple(args.ext or ()),
+        )
         req = SearchRequest(
             args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid, filter=flt, task=args.task
         )
@@ -243,9 +259,17 @@ def _search_via_service(client, args: argparse.Namespace) -> int:
     from kb.service.client import ServiceError
 
     try:
-        result = client.search(args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid,
-                               prefix=args.prefix, glob=args.glob, kinds=args.kind or (), exts=args.ext or (),
-                               task=args.task)  # fmt: skip
+        result = client.search(
+            args.query,
+            k=args.k,
+            rerank=args.rerank,
+            hybrid=args.hybrid,
+            prefix=args.prefix,
+            glob=args.glob,
+            kinds=args.kind or (),
+            exts=args.ext or (),
+            task=args.task,
+        )
     except ServiceError as err:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL
@@ -259,8 +283,13 @@ def _print_hits(hits: list[dict], as_json: bool) -> None:
         print(json.dumps(hits, ensure_ascii=False, indent=1))
         return
     for h in hits:
-        where = (f"p. {h['page']}" if h["page"] else f"lines {h['line_start']}-{h['line_end']}"
-                 if h["line_start"] else " > ".join(h["heading_path"]))  # fmt: skip
+        where = (
+            f"p. {h['page']}"
+            if h["page"]
+            else f"lines {h['line_start']}-{h['line_end']}"
+            if h["line_start"]
+            else " > ".join(h["heading_path"])
+        )
         print(f"{h['rank']:>3}. {h['score']:.4f}  {h['source']}  {where}")
         print("      " + " ".join(h["text"].split())[:200])
 
@@ -269,9 +298,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.model.download import ModelUnavailable
+    from ingest.store import StoreError
     from kb.service.api import KbService, NoAccounts, create_app, sessions_for
     from kb.settings import LOOPBACK_HOSTS
-    from ingest.store import StoreError
 
     overrides = {"service_host": args.host, "service_port": args.port}
     settings = _settings(args).model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -281,8 +310,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL
     if settings.service_host not in LOOPBACK_HOSTS and not settings.auth_enabled:
-        print(f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off): "
-              "anyone who reaches this port can read, add and delete documents", file=sys.stderr)  # fmt: skip
+        print(
+            f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off): "
+            "anyone who reaches this port can read, add and delete documents",
+            file=sys.stderr,
+        )
     try:
         service = KbService(
             settings
@@ -291,8 +323,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL
     try:  # uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's shutdown closes the service), then re-raises
-        uvicorn.run(create_app(settings, service), host=settings.service_host, port=settings.service_port,
-                    log_level="info" if args.verbose else "warning")  # fmt: skip
+        uvicorn.run(
+            create_app(settings, service),
+            host=settings.service_host,
+            port=settings.service_port,
+            log_level="info" if args.verbose else "warning",
+        )
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
@@ -320,8 +356,12 @@ def _register_ingest_search(sub) -> None:
     se.add_argument("query")
     se.add_argument("--k", type=int, default=10)
     se.add_argument("--rerank", action="store_true", help="rerank candidates with the Qwen3 reranker")
-    se.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
-                    help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)")  # fmt: skip
+    se.add_argument(
+        "--hybrid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)",
+    )
     se.add_argument("--prefix", help="only sources under this path prefix")
     se.add_argument("--glob", help="only sources matching this glob")
     se.add_argument("--kind", action="append", choices=["pdf", "markdown", "code", "text"])

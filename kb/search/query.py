@@ -36,13 +36,20 @@ def hit_record(hit: Hit, rank: int, score: float | None = None, **scores: float 
     """The stable, documented shape of a hit (the CLI's --json and the HTTP API return these)."""
     p = hit.payload
     return {
-        "rank": rank, "id": hit.id, "score": round(float(hit.score if score is None else score), 6),
-        "source": p.get("source"), "kind": p.get("kind"), "page": p.get("page"),
-        "line_start": p.get("line_start"), "line_end": p.get("line_end"),
-        "heading_path": p.get("heading_path") or [], "position": p.get("position"),
-        "text": p.get("text", ""), "ocr": bool((p.get("meta") or {}).get("ocr")),
+        "rank": rank,
+        "id": hit.id,
+        "score": round(float(hit.score if score is None else score), 6),
+        "source": p.get("source"),
+        "kind": p.get("kind"),
+        "page": p.get("page"),
+        "line_start": p.get("line_start"),
+        "line_end": p.get("line_end"),
+        "heading_path": p.get("heading_path") or [],
+        "position": p.get("position"),
+        "text": p.get("text", ""),
+        "ocr": bool((p.get("meta") or {}).get("ocr")),
         **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.items() if v is not None},
-    }  # fmt: skip
+    }
 
 
 def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchResult:
@@ -59,8 +66,12 @@ def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchR
     timings["embed"] = (time.perf_counter() - t0) * 1000
     fetch = max(k, req.candidates) if (req.rerank and reranker) else k
     t1 = time.perf_counter()
-    hits = store.search(dense=dense, sparse=sparse if sparse is not None and not sparse.is_empty else None,
-                        k=fetch, flt=req.filter)  # fmt: skip
+    hits = store.search(
+        dense=dense,
+        sparse=sparse if sparse is not None and not sparse.is_empty else None,
+        k=fetch,
+        flt=req.filter,
+    )
     timings["store"] = (time.perf_counter() - t1) * 1000
     hits.sort(key=lambda h: (-h.score, h.id))  # fused scores tie: a stable order for every caller
     if not (req.rerank and reranker) or not hits:
@@ -70,10 +81,19 @@ def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchR
     timings["rerank"] = (time.perf_counter() - t2) * 1000
     order = sorted(range(len(hits)), key=lambda i: -scores[i].score)[:k]
     return SearchResult(
-        [hit_record(hits[i], r + 1, scores[i].score, retrieval_score=float(hits[i].score), rerank_score=scores[i].score,
-                    reranked_window=scores[i].windowed or None) for r, i in enumerate(order)],
+        [
+            hit_record(
+                hits[i],
+                r + 1,
+                scores[i].score,
+                retrieval_score=float(hits[i].score),
+                rerank_score=scores[i].score,
+                reranked_window=scores[i].windowed or None,
+            )
+            for r, i in enumerate(order)
+        ],
         timings,
-    )  # fmt: skip
+    )
 
 
 def _default_task(embedder) -> str:

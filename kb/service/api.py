@@ -48,14 +48,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kb.service.auth import Accounts, AuthError, Principal, Sessions, role_at_least
 from ingest.model.download import ModelUnavailable
 from ingest.model.embedder import InputTooLong
-from kb.service.jobs import ORIGINS
-from kb.service.core import InvalidRequest, KbService, NotFound, Refused
-from kb.search.query import SearchRequest
-from kb.settings import Settings
 from ingest.store import SearchFilter, StoreError
+from kb.search.query import SearchRequest
+from kb.service.auth import Accounts, AuthError, Principal, Sessions, role_at_least
+from kb.service.core import InvalidRequest, KbService, NotFound, Refused
+from kb.service.jobs import ORIGINS
+from kb.settings import Settings
 
 MAX_EMBED_INPUTS = 2048
 MAX_UPLOAD_FILES = 1000
@@ -163,13 +163,21 @@ async def search_endpoint(request: Request) -> Response:
     query = _field(body, "query", str)
     if query is None:
         raise ApiError(400, "query is required")
-    flt = SearchFilter(source_prefix=_field(body, "prefix", str), source_glob=_field(body, "glob", str),
-                       kinds=tuple(_field(body, "kinds", list, [])),
-                       exts=tuple(_field(body, "exts", list, [])))  # fmt: skip
+    flt = SearchFilter(
+        source_prefix=_field(body, "prefix", str),
+        source_glob=_field(body, "glob", str),
+        kinds=tuple(_field(body, "kinds", list, [])),
+        exts=tuple(_field(body, "exts", list, [])),
+    )
     kb = _kb(request)
-    req = SearchRequest(query, k=_field(body, "k", int, 10), rerank=_field(body, "rerank", bool, False),
-                        hybrid=_field(body, "hybrid", bool, kb.settings.hybrid), filter=flt,
-                        task=_field(body, "task", str))  # fmt: skip
+    req = SearchRequest(
+        query,
+        k=_field(body, "k", int, 10),
+        rerank=_field(body, "rerank", bool, False),
+        hybrid=_field(body, "hybrid", bool, kb.settings.hybrid),
+        filter=flt,
+        task=_field(body, "task", str),
+    )
     return JSONResponse(await run_in_threadpool(kb.search, req))
 
 
@@ -180,10 +188,14 @@ async def submit_folder(request: Request) -> Response:
         raise ApiError(400, "path is required")
     rebuild = _field(body, "rebuild", bool, False)
     roots = _kb(request).settings.ingest_roots
-    _require(request, "admin" if rebuild or not roots else "editor",
-             "a rebuild" if rebuild else "ingesting a server folder")  # fmt: skip
-    job = await run_in_threadpool(_kb(request).submit_folder, path, rebuild,
-                                  _field(body, "exclude", list, []), _origin(body))  # fmt: skip
+    _require(
+        request,
+        "admin" if rebuild or not roots else "editor",
+        "a rebuild" if rebuild else "ingesting a server folder",
+    )
+    job = await run_in_threadpool(
+        _kb(request).submit_folder, path, rebuild, _field(body, "exclude", list, []), _origin(body)
+    )
     return JSONResponse(job.as_dict(), status_code=202)
 
 
@@ -271,8 +283,13 @@ async def documents(request: Request) -> Response:
 async def files(request: Request) -> Response:
     path, name = await run_in_threadpool(_kb(request).file_for, _source(request))
     pdf = path.suffix.lower() == ".pdf"
-    return FileResponse(path, media_type="application/pdf" if pdf else "text/plain; charset=utf-8",
-                        filename=name, content_disposition_type="inline", headers=FILE_HEADERS)  # fmt: skip
+    return FileResponse(
+        path,
+        media_type="application/pdf" if pdf else "text/plain; charset=utf-8",
+        filename=name,
+        content_disposition_type="inline",
+        headers=FILE_HEADERS,
+    )
 
 
 async def eval_reports(request: Request) -> Response:
@@ -308,18 +325,33 @@ async def openai_embeddings(request: Request) -> Response:
         raise ApiError(400, f"dimensions must be 1..{kb.embedder.dim}")
     vectors, tokens = await run_in_threadpool(kb.embeddings, texts, dims)
     as_base64 = encoding == "base64"
-    data = [{"object": "embedding", "index": i,
-             "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist()}
-            for i, v in enumerate(vectors)]  # fmt: skip
-    return JSONResponse({"object": "list", "data": data, "model": kb.settings.embed_model,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist(),
+        }
+        for i, v in enumerate(vectors)
+    ]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": kb.settings.embed_model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 # named errors of the library, as HTTP statuses (ApiError carries its own)
 STATUS_OF: dict[type[Exception], int] = {
-    InvalidRequest: 400, InputTooLong: 400, Refused: 403, NotFound: 404,
-    StoreError: 503, ModelUnavailable: 503,
-}  # fmt: skip
+    InvalidRequest: 400,
+    InputTooLong: 400,
+    Refused: 403,
+    NotFound: 404,
+    StoreError: 503,
+    ModelUnavailable: 503,
+}
 
 
 async def _error(request: Request, exc: Exception) -> Response:

@@ -58,8 +58,9 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         want = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(want))  # fmt: skip
+        got = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(want)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, want)
@@ -133,8 +134,10 @@ class Accounts:
 
     # --- users ------------------------------------------------------------------------------------
     def users(self) -> list[dict[str, str]]:
-        return [{"name": n, "role": u["role"], "created": u.get("created", "")}
-                for n, u in sorted(self._load()["users"].items())]  # fmt: skip
+        return [
+            {"name": n, "role": u["role"], "created": u.get("created", "")}
+            for n, u in sorted(self._load()["users"].items())
+        ]
 
     def set_user(self, name: str, password: str, role: str | None = None) -> None:
         """Add a user, or change a user's password (and role when given)."""
@@ -144,8 +147,14 @@ class Accounts:
         data = self._load()
         old = data["users"].get(name)
         role = _check_role(role or (old["role"] if old else "reader"))
-        users = {**data["users"], name: {"role": role, "hash": hash_password(password),
-                                          "created": old["created"] if old else _now()}}  # fmt: skip
+        users = {
+            **data["users"],
+            name: {
+                "role": role,
+                "hash": hash_password(password),
+                "created": old["created"] if old else _now(),
+            },
+        }
         self._save({**data, "users": users})
 
     def set_role(self, name: str, role: str) -> None:
@@ -171,8 +180,10 @@ class Accounts:
 
     # --- API tokens -------------------------------------------------------------------------------
     def tokens(self) -> list[dict[str, str]]:
-        return [{"id": i, "name": t["name"], "role": t["role"], "created": t.get("created", "")}
-                for i, t in sorted(self._load()["tokens"].items())]  # fmt: skip
+        return [
+            {"id": i, "name": t["name"], "role": t["role"], "created": t.get("created", "")}
+            for i, t in sorted(self._load()["tokens"].items())
+        ]
 
     def create_token(self, name: str, role: str) -> str:
         """A new API token for ``name`` (a person or a tool) with ``role``; the only time it is shown."""
@@ -180,8 +191,10 @@ class Accounts:
         _check_role(role)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         data = self._load()
-        tokens = {**data["tokens"], token_id: {"name": name, "role": role, "digest": _token_digest(secret),
-                                               "created": _now()}}  # fmt: skip
+        tokens = {
+            **data["tokens"],
+            token_id: {"name": name, "role": role, "digest": _token_digest(secret), "created": _now()},
+        }
         self._save({**data, "tokens": tokens})
         return f"{TOKEN_PREFIX}{token_id}_{secret}"
 
@@ -244,8 +257,13 @@ class Sessions:
             self._failures.pop(name, None)
             self._by_token[token] = _Session(principal, file_token, now + self.ttl)
             self._by_file_token[file_token] = token
-        return {"token": token, "file_token": file_token, "user": principal.name, "role": principal.role,
-                "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.ttl))}  # fmt: skip
+        return {
+            "token": token,
+            "file_token": file_token,
+            "user": principal.name,
+            "role": principal.role,
+            "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.ttl)),
+        }
 
     def logout(self, token: str) -> None:
         with self._lock:
@@ -281,5 +299,13 @@ class Sessions:
         return Principal(session.principal.name, "reader", "file") if session else None
 
 
-__all__ = ["ROLES", "Accounts", "AuthError", "Principal", "Sessions", "hash_password", "role_at_least",
-           "verify_password"]  # fmt: skip
+__all__ = [
+    "ROLES",
+    "Accounts",
+    "AuthError",
+    "Principal",
+    "Sessions",
+    "hash_password",
+    "role_at_least",
+    "verify_password",
+]

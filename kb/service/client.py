@@ -41,15 +41,29 @@ class KbClient:
     """``token``: an API token or a login's session token, sent as ``Authorization: Bearer``;
     ``file_token``: the login's token for file links a browser opens."""
 
-    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None,
-                 file_token: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        token: str | None = None,
+        file_token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token, self.file_token = token, file_token
 
-    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                 data: bytes | None = None, content_type: str | None = None,
-                 timeout: float | None = None, raw: bool = False) -> Any:  # fmt: skip
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
         """The JSON answer (``raw``: the bytes) or ServiceError."""
         url = self.base_url + path + (f"?{urlencode(params)}" if params else "")
         if body is not None:
@@ -91,16 +105,35 @@ class KbClient:
     def whoami(self) -> dict[str, Any]:
         return self._request("GET", "/auth/me")
 
-    def search(self, query: str, k: int = 10, rerank: bool = False, hybrid: bool | None = None,
-               prefix: str | None = None, glob: str | None = None, kinds: Sequence[str] = (),
-               exts: Sequence[str] = (), task: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        rerank: bool = False,
+        hybrid: bool | None = None,
+        prefix: str | None = None,
+        glob: str | None = None,
+        kinds: Sequence[str] = (),
+        exts: Sequence[str] = (),
+        task: str | None = None,
+    ) -> dict[str, Any]:
         """``{"hits": [hit_record, …], "timings_ms": {…}}``; ``hybrid`` None: the service's KB_HYBRID."""
-        body = {"query": query, "k": k, "rerank": rerank, "hybrid": hybrid, "prefix": prefix, "glob": glob,
-                "kinds": list(kinds), "exts": list(exts), "task": task}  # fmt: skip
+        body = {
+            "query": query,
+            "k": k,
+            "rerank": rerank,
+            "hybrid": hybrid,
+            "prefix": prefix,
+            "glob": glob,
+            "kinds": list(kinds),
+            "exts": list(exts),
+            "task": task,
+        }
         return self._request("POST", "/search", body=body)
 
-    def submit_folder(self, path: str | Path, rebuild: bool = False, exclude: Iterable[str] = (),
-                      origin: str = "cli") -> dict[str, Any]:  # fmt: skip
+    def submit_folder(
+        self, path: str | Path, rebuild: bool = False, exclude: Iterable[str] = (), origin: str = "cli"
+    ) -> dict[str, Any]:
         """Queue a folder job (the path is made absolute here); returns the job."""
         body = {
             "path": str(Path(path).resolve()),
@@ -123,8 +156,9 @@ class KbClient:
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/jobs/{quote(job_id, safe='')}")
 
-    def wait(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None,
-             poll: float = 0.5) -> dict[str, Any]:  # fmt: skip
+    def wait(
+        self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.5
+    ) -> dict[str, Any]:
         """Poll a job until it is done or failed, passing each state to ``on_progress``; returns the job."""
         while True:
             job = self.job(job_id)
@@ -161,8 +195,9 @@ class KbClient:
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Document embeddings (bare, as stored chunks are) through the OpenAI-compatible endpoint."""
-        answer = self._request("POST", "/v1/embeddings",
-                               body={"input": list(texts), "encoding_format": "base64"})  # fmt: skip
+        answer = self._request(
+            "POST", "/v1/embeddings", body={"input": list(texts), "encoding_format": "base64"}
+        )
         rows = sorted(answer["data"], key=lambda d: d["index"])
         return np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in rows])
 
@@ -185,8 +220,10 @@ def _multipart(files: list[tuple[str, bytes]], fields: dict[str, str]) -> tuple[
     for filename, content in files:
         # as browsers do: quote, CR and LF percent-encoded, everything else sent as it is
         escaped = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{escaped}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{escaped}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
         parts.append(head.encode() + content + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -195,7 +232,10 @@ def _multipart(files: list[tuple[str, bytes]], fields: dict[str, str]) -> tuple[
 def serves_store(health: dict[str, Any], settings: Settings) -> bool:
     """Whether the service answering works on the store these settings name."""
     return (health.get("data_dir"), health.get("qdrant_url"), health.get("collection")) == (
-        str(settings.data_dir.resolve()), settings.qdrant_url, settings.collection)  # fmt: skip
+        str(settings.data_dir.resolve()),
+        settings.qdrant_url,
+        settings.collection,
+    )
 
 
 def find_service(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> KbClient | None:
@@ -208,8 +248,11 @@ def find_service(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> KbClie
     if isinstance(health, dict) and health.get("auth") and "data_dir" not in health:
         return client  # it hides which store it serves from callers without a valid token: its 401 says why
     if not isinstance(health, dict) or not serves_store(health, settings):
-        log.warning("the kb service at %s serves another store (%s); working in this process",
-                    client.base_url, health.get("data_dir") if isinstance(health, dict) else "?")  # fmt: skip
+        log.warning(
+            "the kb service at %s serves another store (%s); working in this process",
+            client.base_url,
+            health.get("data_dir") if isinstance(health, dict) else "?",
+        )
         return None
     return client
 

@@ -30,17 +30,17 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ingest.model.embedder import make_embedder
-from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
-from ingest.model.gpuinfo import query_vram
-from kb.service.jobs import Job, JobQueue, Upload
 from ingest.loaders import kind_for
-from ingest.pipeline import ChunkSettings, Progress, ingest_folder
+from ingest.model.embedder import make_embedder
+from ingest.model.gpuinfo import query_vram
 from ingest.model.recipes import cut_dimension
+from ingest.pipeline import ChunkSettings, Progress, ingest_folder
 from ingest.records import point_id
-from kb.search.query import SearchRequest, search
-from kb.settings import Settings
 from ingest.store import make_store
+from kb.search.query import SearchRequest, search
+from kb.service.jobs import Job, JobQueue, Upload
+from kb.settings import Settings
+from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,14 @@ def safe_upload_name(original: str) -> str:
 
 
 def _progress_dict(p: Progress) -> dict[str, Any]:
-    return {"files_total": p.files_total, "files_done": p.files_done, "chunks": p.chunks, "tokens": p.tokens,
-            "tokens_per_s": round(p.tokens_per_s, 1), "current": p.current}  # fmt: skip
+    return {
+        "files_total": p.files_total,
+        "files_done": p.files_done,
+        "chunks": p.chunks,
+        "tokens": p.tokens,
+        "tokens_per_s": round(p.tokens_per_s, 1),
+        "current": p.current,
+    }
 
 
 class _SerialQueries:
@@ -188,11 +194,19 @@ class KbService:
 
         s = self.settings
         try:
-            report = ingest_folder(Path(job.path), self.embedder, self.store,
-                                   ChunkSettings(s.chunk_tokens, s.chunk_overlap), rebuild=job.rebuild,
-                                   exclude=job.exclude, workers=s.parse_workers,
-                                   scope=UPLOAD_SCOPE if upload else "", on_progress=on_progress,
-                                   load_options=s.load_options(), limits=s.ingest_limits())  # fmt: skip
+            report = ingest_folder(
+                Path(job.path),
+                self.embedder,
+                self.store,
+                ChunkSettings(s.chunk_tokens, s.chunk_overlap),
+                rebuild=job.rebuild,
+                exclude=job.exclude,
+                workers=s.parse_workers,
+                scope=UPLOAD_SCOPE if upload else "",
+                on_progress=on_progress,
+                load_options=s.load_options(),
+                limits=s.ingest_limits(),
+            )
         except _Interrupted:
             self.queue.requeue(job.id)
             log.info("job %s interrupted; it resumes when the service starts again", job.id)
@@ -215,8 +229,10 @@ class KbService:
             raise InvalidRequest(f"{path} is inside kb's own data folder; upload files instead")
         roots = [r.resolve() for r in self.settings.ingest_roots]
         if roots and not any(root.resolve().is_relative_to(r) for r in roots):  # symlinks resolved first
-            raise Refused(f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS: "
-                          f"{', '.join(map(str, self.settings.ingest_roots))})")  # fmt: skip
+            raise Refused(
+                f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS: "
+                f"{', '.join(map(str, self.settings.ingest_roots))})"
+            )
         job = self.queue.submit("folder", str(root), origin, rebuild, exclude)
         self._wake.set()
         return job
@@ -246,13 +262,20 @@ class KbService:
                 existing = None
             if existing:
                 tmp.unlink()
-                stored.append({"original_name": original, "source": UPLOAD_SCOPE + existing.name,
-                               "bytes": size, "duplicate": True})  # fmt: skip
+                stored.append(
+                    {
+                        "original_name": original,
+                        "source": UPLOAD_SCOPE + existing.name,
+                        "bytes": size,
+                        "duplicate": True,
+                    }
+                )
                 continue
             os.replace(tmp, self.uploads_dir / name)
             self.queue.add_upload(Upload(name, original, size, digest.hexdigest()))
-            stored.append({"original_name": original, "source": UPLOAD_SCOPE + name, "bytes": size,
-                           "duplicate": False})  # fmt: skip
+            stored.append(
+                {"original_name": original, "source": UPLOAD_SCOPE + name, "bytes": size, "duplicate": False}
+            )
         if not stored:
             raise InvalidRequest("; ".join(f"{r['original_name']}: {r['reason']}" for r in rejected))
         job = self.queue.submit("upload", str(self.uploads_dir), origin)
@@ -286,11 +309,19 @@ class KbService:
         out = []
         for source, st in sorted(self.store.file_states().items()):
             up = uploads.get(source[len(UPLOAD_SCOPE) :]) if source.startswith(UPLOAD_SCOPE) else None
-            out.append({"source": source, "kind": kind_for(PurePosixPath(source)), "chunks": st.n_chunks,
-                        "points": st.n_points, "complete": st.complete, "file_hash": st.file_hash,
-                        "origin": "upload" if source.startswith(UPLOAD_SCOPE) else "folder",
-                        "original_name": up.original_name if up else None,
-                        "pages": st.pages.as_dict() if st.pages else None})  # fmt: skip
+            out.append(
+                {
+                    "source": source,
+                    "kind": kind_for(PurePosixPath(source)),
+                    "chunks": st.n_chunks,
+                    "points": st.n_points,
+                    "complete": st.complete,
+                    "file_hash": st.file_hash,
+                    "origin": "upload" if source.startswith(UPLOAD_SCOPE) else "folder",
+                    "original_name": up.original_name if up else None,
+                    "pages": st.pages.as_dict() if st.pages else None,
+                }
+            )
         return out
 
     def delete_document(self, source: str) -> dict[str, Any]:
@@ -377,21 +408,39 @@ class KbService:
     # --- status -----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         s = self.settings
-        return {"ok": True, "data_dir": str(s.data_dir.resolve()), "qdrant_url": s.qdrant_url,
-                "collection": s.collection}  # fmt: skip
+        return {
+            "ok": True,
+            "data_dir": str(s.data_dir.resolve()),
+            "qdrant_url": s.qdrant_url,
+            "collection": s.collection,
+        }
 
     def status(self) -> dict[str, Any]:
         info = self.embedder.info()
         last = self.queue.last_done()
         vram = query_vram() if info["device"] == "GPU" else None  # None on a CPU or when nvidia-smi fails
         return {
-            **self.health(), "model": self.settings.embed_model, "model_path": info["model"],
-            "device": info["device"], "dim": info["dim"], "native_dim": info["native_dim"],
-            "contexts": info["contexts"], "max_tokens": info["max_tokens"],
-            "model_load_s": round(self.load_seconds, 3), "patched_engine": info["patched_engine"],
+            **self.health(),
+            "model": self.settings.embed_model,
+            "model_path": info["model"],
+            "device": info["device"],
+            "dim": info["dim"],
+            "native_dim": info["native_dim"],
+            "contexts": info["contexts"],
+            "max_tokens": info["max_tokens"],
+            "model_load_s": round(self.load_seconds, 3),
+            "patched_engine": info["patched_engine"],
             "vram": vram,
-            "points": self.store.count(), "reranker_loaded": self._reranker is not None,
-            "jobs": self.queue.counts(), "last_ingest": None if last is None else {
-                "job": last.id, "path": last.path, "kind": last.kind, "finished": last.as_dict()["updated"],
-                "report": last.report},
-        }  # fmt: skip
+            "points": self.store.count(),
+            "reranker_loaded": self._reranker is not None,
+            "jobs": self.queue.counts(),
+            "last_ingest": None
+            if last is None
+            else {
+                "job": last.id,
+                "path": last.path,
+                "kind": last.kind,
+                "finished": last.as_dict()["updated"],
+                "report": last.report,
+            },
+        }

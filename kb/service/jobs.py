@@ -64,11 +64,20 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "path": self.path, "origin": self.origin,
-            "rebuild": self.rebuild, "exclude": self.exclude, "state": self.state, "progress": self.progress,
-            "report": self.report, "error": self.error, "error_type": self.error_type,
-            "created": _iso(self.created), "updated": _iso(self.updated),
-        }  # fmt: skip
+            "id": self.id,
+            "kind": self.kind,
+            "path": self.path,
+            "origin": self.origin,
+            "rebuild": self.rebuild,
+            "exclude": self.exclude,
+            "state": self.state,
+            "progress": self.progress,
+            "report": self.report,
+            "error": self.error,
+            "error_type": self.error_type,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+        }
 
 
 @dataclass(frozen=True)
@@ -96,14 +105,41 @@ class JobQueue:
 
     @staticmethod
     def _job(row: tuple) -> Job:
-        (id_, kind, path, origin, rebuild, exclude, state, progress, report, error, error_type,
-         created, updated) = row  # fmt: skip
-        return Job(id_, kind, path, origin, bool(rebuild), json.loads(exclude), state, json.loads(progress),
-                   json.loads(report) if report else None, error, error_type, created, updated)  # fmt: skip
+        (
+            id_,
+            kind,
+            path,
+            origin,
+            rebuild,
+            exclude,
+            state,
+            progress,
+            report,
+            error,
+            error_type,
+            created,
+            updated,
+        ) = row
+        return Job(
+            id_,
+            kind,
+            path,
+            origin,
+            bool(rebuild),
+            json.loads(exclude),
+            state,
+            json.loads(progress),
+            json.loads(report) if report else None,
+            error,
+            error_type,
+            created,
+            updated,
+        )
 
     # --- jobs -----------------------------------------------------------------------------------
-    def submit(self, kind: str, path: str, origin: str, rebuild: bool = False,
-               exclude: Iterable[str] = ()) -> Job:  # fmt: skip
+    def submit(
+        self, kind: str, path: str, origin: str, rebuild: bool = False, exclude: Iterable[str] = ()
+    ) -> Job:
         """A new queued job; an upload job already waiting is returned instead of a second one."""
         if kind not in KINDS or origin not in ORIGINS:
             raise ValueError(f"kind must be one of {KINDS} and origin one of {ORIGINS}")
@@ -113,8 +149,10 @@ class JobQueue:
                 return self._job(waiting[0])
         now = time.time()
         job = Job(uuid.uuid4().hex[:16], kind, path, origin, rebuild, list(exclude), created=now, updated=now)
-        self._exec("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, 'queued', '{}', NULL, NULL, NULL, ?, ?)",
-                   (job.id, kind, path, origin, int(rebuild), json.dumps(job.exclude), now, now))  # fmt: skip
+        self._exec(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, 'queued', '{}', NULL, NULL, NULL, ?, ?)",
+            (job.id, kind, path, origin, int(rebuild), json.dumps(job.exclude), now, now),
+        )
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -132,8 +170,9 @@ class JobQueue:
     def recover(self) -> int:
         """Jobs cut off while running go back to the queue; returns how many."""
         with self._lock:
-            cur = self._db.execute("UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'",
-                                   (time.time(),))  # fmt: skip
+            cur = self._db.execute(
+                "UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'", (time.time(),)
+            )
             return cur.rowcount
 
     def claim(self) -> Job | None:
@@ -144,24 +183,33 @@ class JobQueue:
             ).fetchone()
             if row is None:
                 return None
-            self._db.execute("UPDATE jobs SET state = 'running', error = NULL, error_type = NULL, "
-                             "updated = ? WHERE id = ?", (time.time(), row[0]))  # fmt: skip
+            self._db.execute(
+                "UPDATE jobs SET state = 'running', error = NULL, error_type = NULL, "
+                "updated = ? WHERE id = ?",
+                (time.time(), row[0]),
+            )
         job = self._job(row)
         job.state = "running"
         return job
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
-        self._exec("UPDATE jobs SET progress = ?, updated = ? WHERE id = ?",
-                   (json.dumps(progress), time.time(), job_id))  # fmt: skip
+        self._exec(
+            "UPDATE jobs SET progress = ?, updated = ? WHERE id = ?",
+            (json.dumps(progress), time.time(), job_id),
+        )
 
     def finish(self, job_id: str, report: dict[str, Any], progress: dict[str, Any]) -> None:
-        self._exec("UPDATE jobs SET state = 'done', report = ?, progress = ?, updated = ? WHERE id = ?",
-                   (json.dumps(report), json.dumps(progress), time.time(), job_id))  # fmt: skip
+        self._exec(
+            "UPDATE jobs SET state = 'done', report = ?, progress = ?, updated = ? WHERE id = ?",
+            (json.dumps(report), json.dumps(progress), time.time(), job_id),
+        )
 
     def fail(self, job_id: str, error: BaseException) -> None:
         kind = type(error).__name__
-        self._exec("UPDATE jobs SET state = 'failed', error = ?, error_type = ?, updated = ? WHERE id = ?",
-                   (str(error) or kind, kind, time.time(), job_id))  # fmt: skip
+        self._exec(
+            "UPDATE jobs SET state = 'failed', error = ?, error_type = ?, updated = ? WHERE id = ?",
+            (str(error) or kind, kind, time.time(), job_id),
+        )
 
     def requeue(self, job_id: str) -> None:
         self._exec("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ?", (time.time(), job_id))
@@ -172,16 +220,19 @@ class JobQueue:
 
     # --- uploads and small facts ------------------------------------------------------------------
     def add_upload(self, upload: Upload) -> None:
-        self._exec("INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
-                   (upload.name, upload.original_name, upload.bytes, upload.sha256, time.time()))  # fmt: skip
+        self._exec(
+            "INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
+            (upload.name, upload.original_name, upload.bytes, upload.sha256, time.time()),
+        )
 
     def upload(self, name: str) -> Upload | None:
         rows = self._exec("SELECT name, original_name, bytes, sha256 FROM uploads WHERE name = ?", (name,))
         return Upload(*rows[0]) if rows else None
 
     def upload_with_hash(self, sha256: str) -> Upload | None:
-        rows = self._exec("SELECT name, original_name, bytes, sha256 FROM uploads WHERE sha256 = ? LIMIT 1",
-                          (sha256,))  # fmt: skip
+        rows = self._exec(
+            "SELECT name, original_name, bytes, sha256 FROM uploads WHERE sha256 = ? LIMIT 1", (sha256,)
+        )
         return Upload(*rows[0]) if rows else None
 
     def uploads(self) -> dict[str, Upload]:
@@ -193,8 +244,10 @@ class JobQueue:
         self._exec("DELETE FROM uploads WHERE name = ?", (name,))
 
     def set_meta(self, key: str, value: str) -> None:
-        self._exec("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                   (key, value))  # fmt: skip
+        self._exec(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def meta(self, key: str) -> str | None:
         rows = self._exec("SELECT value FROM meta WHERE key = ?", (key,))

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from kb.settings import Settings
 from ingest.sparse import SparseVector
 from ingest.store.base import FingerprintMismatch, Point, Store, StoreError
+from kb.settings import Settings
 
 FORMAT = "kb-backup"
 VERSION = 1
@@ -63,8 +63,12 @@ class BackupInfo:
 def encode_point(p: Point) -> dict[str, Any]:
     dense = np.asarray(p.vector, dtype="<f4")
     sparse = {"indices": list(p.sparse.indices), "values": list(p.sparse.values)} if p.sparse else None
-    return {"id": p.id, "dense": base64.b64encode(dense.tobytes()).decode("ascii"), "sparse": sparse,
-            "payload": p.payload}  # fmt: skip
+    return {
+        "id": p.id,
+        "dense": base64.b64encode(dense.tobytes()).decode("ascii"),
+        "sparse": sparse,
+        "payload": p.payload,
+    }
 
 
 def decode_point(row: dict[str, Any], dim: int) -> Point:
@@ -76,8 +80,9 @@ def decode_point(row: dict[str, Any], dim: int) -> Point:
     return Point(str(row["id"]), dense.astype(np.float32), dict(row["payload"]), sparse)
 
 
-def export_collection(store: Store, path: Path, collection: str = "",
-                      on_progress: Callable[[int], None] | None = None) -> BackupInfo:  # fmt: skip
+def export_collection(
+    store: Store, path: Path, collection: str = "", on_progress: Callable[[int], None] | None = None
+) -> BackupInfo:
     """Write every point of ``store`` to ``path`` (gzip JSONL, see the module docstring)."""
     fingerprint = store.fingerprint()
     if fingerprint is None:
@@ -88,8 +93,14 @@ def export_collection(store: Store, path: Path, collection: str = "",
     n = 0
     try:
         with gzip.open(partial, "wt", encoding="utf-8", compresslevel=GZIP_LEVEL) as f:
-            header = {"format": FORMAT, "version": VERSION, "collection": collection, "dim": dim,
-                      "fingerprint": fingerprint, "created": datetime.now(UTC).isoformat()}  # fmt: skip
+            header = {
+                "format": FORMAT,
+                "version": VERSION,
+                "collection": collection,
+                "dim": dim,
+                "fingerprint": fingerprint,
+                "created": datetime.now(UTC).isoformat(),
+            }
             f.write(json.dumps(header, ensure_ascii=False) + "\n")
             for point in store.scroll_points():
                 f.write(json.dumps(encode_point(point), ensure_ascii=False) + "\n")
@@ -156,8 +167,9 @@ def read_info(path: Path) -> BackupInfo:
     return BackupInfo(str(header.get("collection") or ""), header["dim"], header["fingerprint"], n)
 
 
-def import_collection(store: Store, path: Path, *, force: bool = False,
-                      on_progress: Callable[[int], None] | None = None) -> BackupInfo:  # fmt: skip
+def import_collection(
+    store: Store, path: Path, *, force: bool = False, on_progress: Callable[[int], None] | None = None
+) -> BackupInfo:
     """Load a backup into ``store`` (see the module docstring for what happens to what is there)."""
     info = read_info(path)
     if force:
@@ -195,8 +207,12 @@ def register_cli(sub) -> None:
     exp.set_defaults(func=cmd_export)
     imp = sub.add_parser("import", help="load a backup made by `kb export` into the collection")
     imp.add_argument("path", type=Path, help="backup file to read")
-    imp.add_argument("--force", "--rebuild", action="store_true",
-                     help="drop the collection first (needed when its fingerprint differs)")  # fmt: skip
+    imp.add_argument(
+        "--force",
+        "--rebuild",
+        action="store_true",
+        help="drop the collection first (needed when its fingerprint differs)",
+    )
     imp.set_defaults(func=cmd_import)
 
 
@@ -218,8 +234,10 @@ def _run_on_store(args: argparse.Namespace, work, done: str) -> int:
     try:
         info = work(store, settings)
     except FingerprintMismatch as err:
-        print(f"kb: the backup's {str(err).replace('rebuild the collection', 'import with --force to replace it')}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"kb: the backup's {str(err).replace('rebuild the collection', 'import with --force to replace it')}",
+            file=sys.stderr,
+        )
         return EXIT_FAIL
     except (BackupError, StoreError, OSError) as err:
         print(f"kb: {err}", file=sys.stderr)
@@ -231,10 +249,16 @@ def _run_on_store(args: argparse.Namespace, work, done: str) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    return _run_on_store(args, lambda store, settings: export_collection(store, args.path, settings.collection),
-                         "exported {points} points (dim {dim}) to {path}")  # fmt: skip
+    return _run_on_store(
+        args,
+        lambda store, settings: export_collection(store, args.path, settings.collection),
+        "exported {points} points (dim {dim}) to {path}",
+    )
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    return _run_on_store(args, lambda store, settings: import_collection(store, args.path, force=args.force),
-                         "imported {points} points (dim {dim}) from {path}")  # fmt: skip
+    return _run_on_store(
+        args,
+        lambda store, settings: import_collection(store, args.path, force=args.force),
+        "imported {points} points (dim {dim}) from {path}",
+    )

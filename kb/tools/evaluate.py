@@ -49,9 +49,17 @@ QUALITY = ("top1", "top3", "top5", "recall10", "mrr10", "ndcg10")
 RERANK_DEPTHS = (10, 20, 40, 80)  # candidate counts whose first-stage recall a report carries
 DEPTH = tuple(f"first_recall{n}" for n in RERANK_DEPTHS)
 LATENCY = ("p50_ms", "p99_ms")
-LABELS = {"top1": "Top-1", "top3": "Top-3", "top5": "Top-5", "recall10": "R@10", "mrr10": "MRR@10",
-          "ndcg10": "nDCG@10", "p50_ms": "P50 ms", "p99_ms": "P99 ms",
-          **{key: f"R@{n}" for key, n in zip(DEPTH, RERANK_DEPTHS, strict=True)}}  # fmt: skip
+LABELS = {
+    "top1": "Top-1",
+    "top3": "Top-3",
+    "top5": "Top-5",
+    "recall10": "R@10",
+    "mrr10": "MRR@10",
+    "ndcg10": "nDCG@10",
+    "p50_ms": "P50 ms",
+    "p99_ms": "P99 ms",
+    **{key: f"R@{n}" for key, n in zip(DEPTH, RERANK_DEPTHS, strict=True)},
+}
 REPORT_DIR = Path("eval") / "reports"  # under the data dir: reports, and the temporary indexes of a run
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # a report's files are <name>-<stamp>.json/.md/.png
 REPORT_STEM = re.compile(r"(?P<report>.+)-(?P<stamp>\d{8}-\d{6})")
@@ -155,8 +163,12 @@ def _reference(obj: Any, where: str) -> Reference:
     if page is not None and not (_is_int(page) and page >= 1):
         raise EvalSetError(f'{where}: "page" must be a page number from 1')
     if lines is not None:
-        if not (isinstance(lines, list) and len(lines) == 2 and all(_is_int(x) for x in lines)
-                and 1 <= lines[0] <= lines[1]):  # fmt: skip
+        if not (
+            isinstance(lines, list)
+            and len(lines) == 2
+            and all(_is_int(x) for x in lines)
+            and 1 <= lines[0] <= lines[1]
+        ):
             raise EvalSetError(f'{where}: "lines" must be [first, last] with 1 <= first <= last')
         lines = (lines[0], lines[1])
     if snippet is not None and (not isinstance(snippet, str) or not snippet.strip()):
@@ -167,8 +179,11 @@ def _reference(obj: Any, where: str) -> Reference:
 def select(queries: Iterable[EvalQuery], langs: Iterable[str] = (), categories: Iterable[str] = ()) -> list:
     """The queries with one of ``langs`` and one of ``categories`` (an empty filter keeps all)."""
     lang_set, category_set = set(langs), set(categories)
-    return [q for q in queries if (not lang_set or q.lang in lang_set)
-            and (not category_set or q.category in category_set)]  # fmt: skip
+    return [
+        q
+        for q in queries
+        if (not lang_set or q.lang in lang_set) and (not category_set or q.category in category_set)
+    ]
 
 
 # --- relevance and metrics (pure) ----------------------------------------------------------------
@@ -234,8 +249,12 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def query_scores(matched: Matched, n_refs: int) -> dict[str, float]:
-    return {**{f"top{k}": top_k(matched, k) for k in TOP_KS}, "recall10": recall_at(matched, n_refs),
-            "mrr10": mrr_at(matched), "ndcg10": ndcg_at(matched, n_refs)}  # fmt: skip
+    return {
+        **{f"top{k}": top_k(matched, k) for k in TOP_KS},
+        "recall10": recall_at(matched, n_refs),
+        "mrr10": mrr_at(matched),
+        "ndcg10": ndcg_at(matched, n_refs),
+    }
 
 
 def first_stage_scores(matched_at_depth: Mapping[int, Matched], n_refs: int) -> dict[str, float]:
@@ -319,10 +338,17 @@ def resolve(cfg: EvalConfig, settings: Settings) -> tuple[Settings, int, int]:
         overlap = cfg.chunk_overlap
     else:  # keep the configured ratio of overlap to target
         overlap = round(settings.chunk_overlap * target / settings.chunk_tokens)
-    update: dict[str, Any] = {"chunk_tokens": target, "chunk_overlap": overlap, "qdrant_url": None,
-                              "collection": EVAL_COLLECTION}  # fmt: skip
-    update |= {k: v for k, v in {"embed_model": cfg.embed_model, "dim": cfg.dim,
-                                 "rerank_model": cfg.rerank_model}.items() if v is not None}  # fmt: skip
+    update: dict[str, Any] = {
+        "chunk_tokens": target,
+        "chunk_overlap": overlap,
+        "qdrant_url": None,
+        "collection": EVAL_COLLECTION,
+    }
+    update |= {
+        k: v
+        for k, v in {"embed_model": cfg.embed_model, "dim": cfg.dim, "rerank_model": cfg.rerank_model}.items()
+        if v is not None
+    }
     return settings.model_copy(update=update), target, overlap
 
 
@@ -348,19 +374,41 @@ class EvalReport:
     created: str = field(default_factory=lambda: datetime.now().astimezone().isoformat(timespec="seconds"))
 
     def as_dict(self) -> dict:
-        results = [{"config": asdict(r.config), "metrics": r.metrics, "index": r.index, "groups": r.groups,
-                    "queries": r.queries} for r in self.results]  # fmt: skip
-        return {"name": self.name, "corpus": self.corpus, "created": self.created,
-                "n_queries": self.n_queries, "warnings": self.warnings, "results": results}  # fmt: skip
+        results = [
+            {
+                "config": asdict(r.config),
+                "metrics": r.metrics,
+                "index": r.index,
+                "groups": r.groups,
+                "queries": r.queries,
+            }
+            for r in self.results
+        ]
+        return {
+            "name": self.name,
+            "corpus": self.corpus,
+            "created": self.created,
+            "n_queries": self.n_queries,
+            "warnings": self.warnings,
+            "results": results,
+        }
 
 
-def run_eval(queries: Sequence[EvalQuery], corpus: Path, configs: Sequence[EvalConfig], settings: Settings, *,
-             name: str = "eval", exclude: Iterable[str] = (), work_dir: Path | None = None,
-             on_progress: Callable[[str], None] | None = None) -> EvalReport:  # fmt: skip
+def run_eval(
+    queries: Sequence[EvalQuery],
+    corpus: Path,
+    configs: Sequence[EvalConfig],
+    settings: Settings,
+    *,
+    name: str = "eval",
+    exclude: Iterable[str] = (),
+    work_dir: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> EvalReport:
     """Index ``corpus`` once per distinct index setup (in a temporary folder) and judge every query."""
     from ingest.model.embedder import make_embedder
-    from ingest.pipeline import ChunkSettings
     from ingest.model.reranker import make_reranker
+    from ingest.pipeline import ChunkSettings
 
     corpus, say = Path(corpus), on_progress or (lambda message: None)
     if not corpus.is_dir():
@@ -384,16 +432,26 @@ def run_eval(queries: Sequence[EvalQuery], corpus: Path, configs: Sequence[EvalC
             say(f"indexing {corpus} for {names} ({Path(model).name}, chunks {target}/{overlap})")
             chunking = ChunkSettings(target, overlap)
             with _temporary_index(corpus, embedder, chunking, exclude, settings.parse_workers, work_dir) as (
-                store, report):  # fmt: skip
+                store,
+                report,
+            ):
                 _collect_warnings(warnings, report, queries, set(store.file_states()))
-                index = {"model": Path(model).name, "dim": embedder.dim, "chunk_tokens": target,
-                         "chunk_overlap": overlap, "chunks": report.chunks,
-                         "mean_chunk_tokens": round(report.tokens / max(1, report.chunks), 1),
-                         "seconds": round(report.seconds, 2)}  # fmt: skip
+                index = {
+                    "model": Path(model).name,
+                    "dim": embedder.dim,
+                    "chunk_tokens": target,
+                    "chunk_overlap": overlap,
+                    "chunks": report.chunks,
+                    "mean_chunk_tokens": round(report.tokens / max(1, report.chunks), 1),
+                    "seconds": round(report.seconds, 2),
+                }
                 for i in members:
                     cfg, cfg_settings = configs[i], resolved[i][0]
-                    reranker = (_cached(rerankers, cfg_settings.rerank_model, make_reranker, cfg_settings)
-                                if cfg.rerank else None)  # fmt: skip
+                    reranker = (
+                        _cached(rerankers, cfg_settings.rerank_model, make_reranker, cfg_settings)
+                        if cfg.rerank
+                        else None
+                    )
                     say(f"searching {len(queries)} queries: {cfg.name}")
                     results[i] = _run_config(cfg, queries, embedder, store, reranker, index)
     finally:
@@ -410,8 +468,9 @@ def _cached(cache: dict, key: Any, factory: Callable[[Settings], Any], settings:
 
 
 @contextmanager
-def _temporary_index(corpus: Path, embedder, chunking, exclude: Iterable[str], workers: int,
-                     work_dir: Path | None) -> Iterator[tuple[Any, Any]]:  # fmt: skip
+def _temporary_index(
+    corpus: Path, embedder, chunking, exclude: Iterable[str], workers: int, work_dir: Path | None
+) -> Iterator[tuple[Any, Any]]:
     """(store, ingest report) of ``corpus`` indexed in a temporary folder, removed afterwards."""
     from ingest.pipeline import ingest_folder
     from ingest.store import EdgeStore
@@ -448,20 +507,34 @@ def _run_config(cfg: EvalConfig, queries: Sequence[EvalQuery], embedder, store, 
         hits = search(replace(base, query=q.query), embedder, store, reranker).hits
         latencies.append((time.perf_counter() - t0) * 1000)
         matched = judge(hits, q.relevant)
-        at_depth = {n: judge(search(replace(base, query=q.query, k=n, rerank=False), embedder, store).hits,
-                             q.relevant) for n in RERANK_DEPTHS}  # fmt: skip
+        at_depth = {
+            n: judge(
+                search(replace(base, query=q.query, k=n, rerank=False), embedder, store).hits, q.relevant
+            )
+            for n in RERANK_DEPTHS
+        }
         scores.append(query_scores(matched, len(q.relevant)) | first_stage_scores(at_depth, len(q.relevant)))
-        per_query.append({"line": q.line, "query": q.query, "lang": q.lang, "category": q.category,
-                          "first_relevant_rank": _first_rank(matched), "latency_ms": round(latencies[-1], 2),
-                          "sources": [h["source"] for h in hits],
-                          "first_stage_rank": _first_rank(at_depth[max(RERANK_DEPTHS)])})  # fmt: skip
+        per_query.append(
+            {
+                "line": q.line,
+                "query": q.query,
+                "lang": q.lang,
+                "category": q.category,
+                "first_relevant_rank": _first_rank(matched),
+                "latency_ms": round(latencies[-1], 2),
+                "sources": [h["source"] for h in hits],
+                "first_stage_rank": _first_rank(at_depth[max(RERANK_DEPTHS)]),
+            }
+        )
     by_group: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         for key, value in (("category", q.category), ("lang", q.lang)):
             if value:
                 by_group.setdefault(f"{key}: {value}", []).append(i)
-    groups = {g: summarize([scores[i] for i in idx], [latencies[i] for i in idx])
-              for g, idx in sorted(by_group.items())}  # fmt: skip
+    groups = {
+        g: summarize([scores[i] for i in idx], [latencies[i] for i in idx])
+        for g, idx in sorted(by_group.items())
+    }
     return ConfigResult(cfg, summarize(scores, latencies), index, groups, per_query)
 
 
@@ -474,15 +547,25 @@ def _first_rank(matched: Matched) -> int | None:
 
 def markdown_table(results: Sequence[ConfigResult]) -> str:
     head = ["Config", *(LABELS[m] for m in (*QUALITY, *LATENCY)), "Chunks"]
-    rows = [[r.config.name, *(f"{r.metrics[m]:.3f}" for m in QUALITY),
-             *(f"{r.metrics[m]:.1f}" for m in LATENCY), str(r.index["chunks"])] for r in results]  # fmt: skip
+    rows = [
+        [
+            r.config.name,
+            *(f"{r.metrics[m]:.3f}" for m in QUALITY),
+            *(f"{r.metrics[m]:.1f}" for m in LATENCY),
+            str(r.index["chunks"]),
+        ]
+        for r in results
+    ]
     return _table(head, rows)
 
 
 def depth_table(results: Sequence[ConfigResult]) -> str:
     """First-stage recall at the rerank depths, for the results that carry it (older reports do not)."""
-    rows = [[r.config.name, *(f"{r.metrics[m]:.3f}" for m in DEPTH)] for r in results
-            if all(m in r.metrics for m in DEPTH)]  # fmt: skip
+    rows = [
+        [r.config.name, *(f"{r.metrics[m]:.3f}" for m in DEPTH)]
+        for r in results
+        if all(m in r.metrics for m in DEPTH)
+    ]
     if not rows:
         return ""
     return "First-stage recall at rerank depths (the hits before any rerank):\n\n" + _table(
@@ -495,9 +578,14 @@ def group_table(results: Sequence[ConfigResult]) -> str:
     names = sorted({g for r in results for g in r.groups})
     if not names:
         return ""
-    rows = [[g, str(int(results[0].groups[g]["n"])),
-             *(f"{r.groups[g]['top1']:.2f} / {r.groups[g]['mrr10']:.2f}" for r in results)]
-            for g in names]  # fmt: skip
+    rows = [
+        [
+            g,
+            str(int(results[0].groups[g]["n"])),
+            *(f"{r.groups[g]['top1']:.2f} / {r.groups[g]['mrr10']:.2f}" for r in results),
+        ]
+        for g in names
+    ]
     return _table(["Top-1 / MRR@10", "n", *(r.config.name for r in results)], rows)
 
 
@@ -507,10 +595,12 @@ def setups(results: Sequence[ConfigResult]) -> str:
     for r in results:
         i, c = r.index, r.config
         extra = [*(["hybrid"] if c.hybrid else []), *([f"rerank over {c.candidates}"] if c.rerank else [])]
-        lines.append(f"- **{c.name}**: {i['model']}, dim {i['dim']}, "
-                     f"chunks {i['chunk_tokens']}/{i['chunk_overlap']} "
-                     f"tokens ({i['chunks']} chunks, mean {i['mean_chunk_tokens']} tokens), "
-                     f"{' + '.join(['dense', *extra])}")  # fmt: skip
+        lines.append(
+            f"- **{c.name}**: {i['model']}, dim {i['dim']}, "
+            f"chunks {i['chunk_tokens']}/{i['chunk_overlap']} "
+            f"tokens ({i['chunks']} chunks, mean {i['mean_chunk_tokens']} tokens), "
+            f"{' + '.join(['dense', *extra])}"
+        )
     return "\n".join(lines)
 
 
@@ -520,8 +610,13 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def render_markdown(report: EvalReport) -> str:
-    parts = [f"# {report.name}: {report.n_queries} queries over {report.corpus}", "",
-             markdown_table(report.results), "", setups(report.results)]  # fmt: skip
+    parts = [
+        f"# {report.name}: {report.n_queries} queries over {report.corpus}",
+        "",
+        markdown_table(report.results),
+        "",
+        setups(report.results),
+    ]
     for table in (depth_table(report.results), group_table(report.results)):
         if table:
             parts += ["", table]
@@ -633,9 +728,16 @@ def list_reports(out_dir: Path) -> list[dict[str, Any]]:
             continue
         title, when = _stem_parts(path)
         md, png = path.with_suffix(".md"), path.with_suffix(".png")
-        found.append({"name": path.stem, "title": title, "time": when.isoformat(), "json": str(path),
-                      "md": str(md) if md.is_file() else None,
-                      "png": str(png) if png.is_file() else None})  # fmt: skip
+        found.append(
+            {
+                "name": path.stem,
+                "title": title,
+                "time": when.isoformat(),
+                "json": str(path),
+                "md": str(md) if md.is_file() else None,
+                "png": str(png) if png.is_file() else None,
+            }
+        )
     return sorted(found, key=lambda r: (r["time"], r["name"]), reverse=True)
 
 
@@ -659,8 +761,13 @@ def register_cli(sub) -> None:
     )
     p.add_argument("set", type=Path, help="test set, JSONL (format: data/eval/README.md)")
     p.add_argument("--corpus", type=Path, required=True, help="folder the set's sources are relative to")
-    p.add_argument("--config", action="append", default=[], metavar="NAME=key=value,...",
-                   help=f"a configuration (repeatable); keys: {', '.join(CONFIG_KEYS)}")  # fmt: skip
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=key=value,...",
+        help=f"a configuration (repeatable); keys: {', '.join(CONFIG_KEYS)}",
+    )
     p.add_argument("--lang", action="append", default=[], help="only queries with this lang (repeatable)")
     p.add_argument(
         "--category", action="append", default=[], help="only queries of this category (repeatable)"
@@ -695,8 +802,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr, flush=True)
 
     try:
-        report = run_eval(queries, args.corpus, configs, settings, name=name, exclude=args.exclude,
-                          work_dir=out_dir, on_progress=say)  # fmt: skip
+        report = run_eval(
+            queries,
+            args.corpus,
+            configs,
+            settings,
+            name=name,
+            exclude=args.exclude,
+            work_dir=out_dir,
+            on_progress=say,
+        )
     except (ModelUnavailable, StoreError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"kb: {err}", file=sys.stderr)
         return EXIT_FAIL

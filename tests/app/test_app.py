@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.evalreports import backdate, write_sample
 
 from app.render import (
     HIGHLIGHT,
@@ -34,10 +33,13 @@ from app.render import (
 )
 from kb.service.client import KbClient, ServiceError
 from kb.tools.evaluate import REPORT_DIR
+from tests.helpers.evalreports import backdate, write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = ("<script>alert(1)</script> [click](javascript:alert(1)) <img src=x onerror=alert(1)> "
-           "**bold** `code` $x^2$ :smile: :red[red] https://example.com www.example.com a@b.co")  # fmt: skip
+HOSTILE = (
+    "<script>alert(1)</script> [click](javascript:alert(1)) <img src=x onerror=alert(1)> "
+    "**bold** `code` $x^2$ :smile: :red[red] https://example.com www.example.com a@b.co"
+)
 PUNCT = re.compile(r"[!-/:-@\[-`{-~]")
 
 
@@ -127,8 +129,10 @@ def test_passages_drop_blank_lines_and_are_cut_by_lines_around_the_match():
 def test_card_titles_link_the_file_and_mark_ocr_and_scores_say_how_they_were_made():
     hit = {"rank": 2, "page": 4, "ocr": True, "score": 0.5}
     title = card_title(hit, "scan [1].pdf", "http://127.0.0.1:8765/files?source=scan.pdf#page=4")
-    assert title == ("**2\\.** [**scan \\[1\\]\\.pdf**](http://127.0.0.1:8765/files?source=scan.pdf#page=4)"
-                     " — page 4 " + OCR_BADGE)  # fmt: skip
+    assert title == (
+        "**2\\.** [**scan \\[1\\]\\.pdf**](http://127.0.0.1:8765/files?source=scan.pdf#page=4)"
+        " — page 4 " + OCR_BADGE
+    )
     assert OCR_BADGE not in card_title({**hit, "ocr": False}, "a.pdf", "u")
     assert score_line(hit) == "score 0.5000"
     reranked = {**hit, "rerank_score": 0.91, "retrieval_score": 0.5, "reranked_window": True}
@@ -146,12 +150,31 @@ def test_location_and_filters():
 
 
 def test_job_labels_and_upload_rows_follow_the_job():
-    batch = {"files": [{"original_name": "a.pdf", "source": ".uploads/x-a.pdf", "bytes": 2048, "duplicate": False},
-                       {"original_name": "b.md", "source": ".uploads/0123456789abcdef-b.md", "bytes": 10, "duplicate": False}],
-             "rejected": [{"original_name": "c.png", "reason": "unsupported file type (.png)"}]}  # fmt: skip
-    job = {"id": "j", "kind": "upload", "origin": "cli", "state": "running",
-           "progress": {"files_total": 2, "files_done": 1, "chunks": 7, "tokens_per_s": 950.0,
-                        "current": ".uploads/0123456789abcdef-b.md"}}  # fmt: skip
+    batch = {
+        "files": [
+            {"original_name": "a.pdf", "source": ".uploads/x-a.pdf", "bytes": 2048, "duplicate": False},
+            {
+                "original_name": "b.md",
+                "source": ".uploads/0123456789abcdef-b.md",
+                "bytes": 10,
+                "duplicate": False,
+            },
+        ],
+        "rejected": [{"original_name": "c.png", "reason": "unsupported file type (.png)"}],
+    }
+    job = {
+        "id": "j",
+        "kind": "upload",
+        "origin": "cli",
+        "state": "running",
+        "progress": {
+            "files_total": 2,
+            "files_done": 1,
+            "chunks": 7,
+            "tokens_per_s": 950.0,
+            "current": ".uploads/0123456789abcdef-b.md",
+        },
+    }
     assert job_label(job) == "running · from cli · uploads · 1/2 files · 7 chunks · 950 tokens/s · now b.md"
     status = [
         r["status"]
@@ -193,11 +216,20 @@ def served(qwen3_gguf, tmp_path_factory):
     (docs / "guide.md").write_text("# Guide\n\n## Install\n\nRun make run to start the knowledge base.\n")
     (docs / "notes.txt").write_text("向量数据库用于存储和检索嵌入向量。\n", encoding="utf-8")
     port = free_port()
-    env = {"KB_EMBED_MODEL": str(qwen3_gguf), "KB_N_CTX": "4096", "KB_N_BATCH": "2048",
-           "KB_DATA_DIR": str(root / "data"), "KB_SERVICE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "serve", "--port", str(port)],
-                            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        "KB_EMBED_MODEL": str(qwen3_gguf),
+        "KB_N_CTX": "4096",
+        "KB_N_BATCH": "2048",
+        "KB_DATA_DIR": str(root / "data"),
+        "KB_SERVICE_URL": f"http://127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = KbClient(env["KB_SERVICE_URL"])
     try:
         deadline = time.monotonic() + 120
@@ -262,8 +294,9 @@ def test_search_page_filters_and_marks_chinese(served):
 def test_library_page_uploads_follows_the_job_lists_and_deletes(served):
     at = on_page("library")
     body = b"# Upload\n\nThe uploaded canary is velvet quokka.\n"
-    at.file_uploader(key="upload_files").set_value([("quokka.md", body, "text/markdown"),
-                                                   ("photo.png", b"\x89PNG", "image/png")])  # fmt: skip
+    at.file_uploader(key="upload_files").set_value(
+        [("quokka.md", body, "text/markdown"), ("photo.png", b"\x89PNG", "image/png")]
+    )
     at.button(key="upload_go").click().run()
     assert not at.exception
     job = served.jobs()[0]

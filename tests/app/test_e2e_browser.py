@@ -16,15 +16,22 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.helpers.corpus import CHINESE_CANARY, write_markdown, write_pdf
 
 from kb.service.client import KbClient
+from tests.helpers.corpus import CHINESE_CANARY, write_markdown, write_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 JOB_TIMEOUT_MS = 180_000
 MARK = ".stMarkdownColoredBackground"  # how Streamlit draws :orange-background[…]
 UI_TIMEOUT_MS = 60_000
@@ -65,20 +72,52 @@ def wait_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
 def stack(qwen3_gguf, tmp_path):
     """`kb serve --port P` and `streamlit run app/Home.py --server.port Q`, both on 127.0.0.1."""
     api, ui = free_port(), free_port()
-    env = {**os.environ, "KB_EMBED_MODEL": str(qwen3_gguf), "KB_N_CTX": "4096", "KB_N_BATCH": "2048",
-           "KB_DATA_DIR": str(tmp_path / "data"), "KB_SERVICE_URL": f"http://127.0.0.1:{api}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "KB_EMBED_MODEL": str(qwen3_gguf),
+        "KB_N_CTX": "4096",
+        "KB_N_BATCH": "2048",
+        "KB_DATA_DIR": str(tmp_path / "data"),
+        "KB_SERVICE_URL": f"http://127.0.0.1:{api}",
+    }
     bin_dir = Path(sys.executable).parent
     logs = tmp_path / "logs"
     logs.mkdir()
     procs: list[subprocess.Popen] = []
     try:
         with (logs / "serve.log").open("wb") as serve_log, (logs / "app.log").open("wb") as app_log:
-            procs.append(subprocess.Popen([bin_dir / "kb", "serve", "--port", str(api)], env=env, cwd=ROOT,
-                                          stdout=serve_log, stderr=subprocess.STDOUT))  # fmt: skip
-            procs.append(subprocess.Popen([bin_dir / "streamlit", "run", "app/Home.py", "--server.headless", "true",
-                                           "--server.port", str(ui), "--server.address", "127.0.0.1",
-                                           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
-                                          env=env, cwd=ROOT, stdout=app_log, stderr=subprocess.STDOUT))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [bin_dir / "kb", "serve", "--port", str(api)],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=serve_log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            procs.append(
+                subprocess.Popen(
+                    [
+                        bin_dir / "streamlit",
+                        "run",
+                        "app/Home.py",
+                        "--server.headless",
+                        "true",
+                        "--server.port",
+                        str(ui),
+                        "--server.address",
+                        "127.0.0.1",
+                        "--browser.gatherUsageStats",
+                        "false",
+                        "--client.toolbarMode",
+                        "minimal",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=app_log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             wait_http(f"http://127.0.0.1:{api}/health", procs[0])
             wait_http(f"http://127.0.0.1:{ui}/_stcore/health", procs[1])
             yield f"http://127.0.0.1:{ui}", KbClient(env["KB_SERVICE_URL"])

@@ -8,11 +8,22 @@ import sys
 
 
 def run_kb(*args: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "KB_MODELS_DIR": str(tmp_path / "models"), "KB_DATA_DIR": str(tmp_path / "data"),
-                # a closed local port: no request leaves the machine, and it fails at once like being offline
-                "HF_ENDPOINT": "http://127.0.0.1:9", **env}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], env=full_env, capture_output=True, text=True, check=False,
-                          timeout=120)  # fmt: skip
+    full_env = {
+        **os.environ,
+        "KB_MODELS_DIR": str(tmp_path / "models"),
+        "KB_DATA_DIR": str(tmp_path / "data"),
+        # a closed local port: no request leaves the machine, and it fails at once like being offline
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def test_pull_offline_names_the_file_and_the_folder(tmp_path):
@@ -36,8 +47,13 @@ def test_models_lists_registry_and_presence(tmp_path):
     out = run_kb("models", tmp_path=tmp_path)
     assert out.returncode == 0
     rows = {line.split()[0].rstrip("*"): line for line in out.stdout.splitlines()[1:] if line[:1].isalnum()}
-    assert {"qwen3-embedding-0.6b", "qwen3-embedding-4b", "qwen3-embedding-8b", "qwen3-reranker-0.6b",
-            "bge-m3"} <= set(rows)  # fmt: skip
+    assert {
+        "qwen3-embedding-0.6b",
+        "qwen3-embedding-4b",
+        "qwen3-embedding-8b",
+        "qwen3-reranker-0.6b",
+        "bge-m3",
+    } <= set(rows)
     assert " yes " in rows["bge-m3"] and " no " in rows["qwen3-embedding-0.6b"]
 
 

@@ -242,14 +242,21 @@ def write_mojibake_pdf(directory: Path, name: str = "mojibake.pdf") -> PdfFacts:
     half = len(MOJIBAKE_SOURCE) // 2
     subset_ids = _subset_glyph_ids(MOJIBAKE_SOURCE)
     contents = [
-        (helvetica, [_literal(b"Fonts without a ToUnicode map break text extraction."),
-                     _literal(b"The canary is delta lemur.")]),
+        (
+            helvetica,
+            [
+                _literal(b"Fonts without a ToUnicode map break text extraction."),
+                _literal(b"The canary is delta lemur."),
+            ],
+        ),
         # the whole passage as subset glyph ids, in lines of 40 glyphs
         (identity, [hex_glyphs(subset_ids[i : i + 40]) for i in range(0, len(subset_ids), 40)]),
-        (gbk_font, [_literal(MOJIBAKE_SOURCE[:half].encode("gbk")),
-                    _literal(MOJIBAKE_SOURCE[half:].encode("gbk"))]),
+        (
+            gbk_font,
+            [_literal(MOJIBAKE_SOURCE[:half].encode("gbk")), _literal(MOJIBAKE_SOURCE[half:].encode("gbk"))],
+        ),
         (identity, [hex_glyphs([rng.randint(1000, 8000) for _ in range(60)])]),
-    ]  # fmt: skip
+    ]
 
     kids = []
     for font, lines in contents:
@@ -358,9 +365,19 @@ def write_markdown(directory: Path, name: str = "guide.md") -> MarkdownFacts:
 # Source code
 
 FUNCTION_WORDS = [
-    "parse", "render", "index", "search", "rerank", "embed", "store", "delete", "merge", "split",
-    "count", "hash",
-]  # fmt: skip
+    "parse",
+    "render",
+    "index",
+    "search",
+    "rerank",
+    "embed",
+    "store",
+    "delete",
+    "merge",
+    "split",
+    "count",
+    "hash",
+]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def result(name: str, value: float, **config) -> ConfigResult:
     metrics = {**dict.fromkeys(QUALITY, value), **dict(zip(LATENCY, (12.5, 40.0), strict=True)), "n": 4}
-    index = {"model": "tiny.gguf", "dim": 64, "chunk_tokens": 128, "chunk_overlap": 16, "chunks": 9,
-             "mean_chunk_tokens": 50.0, "seconds": 0.1}  # fmt: skip
+    index = {
+        "model": "tiny.gguf",
+        "dim": 64,
+        "chunk_tokens": 128,
+        "chunk_overlap": 16,
+        "chunks": 9,
+        "mean_chunk_tokens": 50.0,
+        "seconds": 0.1,
+    }
     return ConfigResult(EvalConfig(name, **config), metrics, index, {"lang: en": metrics}, [])
 
 

@@ -16,7 +16,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers.corpus import _RawPdf, write_binary_as_markdown, write_encrypted_pdf, write_pdf, write_truncated_pdf
+from tests.helpers.corpus import (
+    _RawPdf,
+    write_binary_as_markdown,
+    write_encrypted_pdf,
+    write_pdf,
+    write_truncated_pdf,
+)
 
 EXCEEDED = "parser exceeded limits"
 XSS_MARKDOWN = """# Links and scripts
@@ -98,8 +104,10 @@ def _page_tree_pdf(contents: bytes, content_dict: bytes = b"") -> _RawPdf:
     stream = pdf.add(
         b"<< /Length %d %s >>\nstream\n" % (len(contents), content_dict) + contents + b"\nendstream"
     )
-    page = pdf.add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                   b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages, stream, font))  # fmt: skip
+    page = pdf.add(
+        b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+        b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages, stream, font)
+    )
     pdf.set(catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % pages)
     pdf.set(pages, b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % page)
     return pdf
@@ -126,8 +134,10 @@ def write_deep_page_tree_pdf(directory: Path, name: str = "deep_pages.pdf", dept
         parent = b" /Parent %d 0 R" % (number - 1) if level else b""
         pdf.add(b"<< /Type /Pages /Kids [%d 0 R] /Count 1%s >>" % (number + 1, parent))
     stream = pdf.stream(b"BT /F1 12 Tf 72 720 Td (deep) Tj ET")
-    pdf.add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R >>"
-            % (first + depth - 1, stream))  # fmt: skip
+    pdf.add(
+        b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R >>"
+        % (first + depth - 1, stream)
+    )
     pdf.set(catalog, b"<< /Type /Catalog /Pages %d 0 R >>" % first)
     (Path(directory) / name).write_bytes(pdf.render(catalog))
     return name
@@ -191,8 +201,10 @@ def write_huge_line(directory: Path, name: str = "huge_line.txt", megabytes: int
 
 def write_invalid_utf8_source(directory: Path, name: str = "broken_utf8.py") -> str:
     """Python whose bytes are UTF-8 except for a few stray Latin-1 and invalid sequences."""
-    data = (b"def greet(name):\n    return 'hello ' + name  # caf\xe9 \xff\xfe\n\n"
-            b"def part(x):\n    return x[1:]  # \xc3\x28 broken pair\n")  # fmt: skip
+    data = (
+        b"def greet(name):\n    return 'hello ' + name  # caf\xe9 \xff\xfe\n\n"
+        b"def part(x):\n    return x[1:]  # \xc3\x28 broken pair\n"
+    )
     (Path(directory) / name).write_bytes(data)
     return name
 
@@ -215,8 +227,13 @@ def write_xss_markdown(directory: Path, name: str = "xss.md") -> str:
 def write_deep_list_markdown(directory: Path, name: str = "deep_list.md", depth: int = 100_000) -> str:
     """A list nested ``depth`` levels deep (each item opens the next: ``- - - … item``), then a
     quote as deep, after a normal heading and paragraph."""
-    text = ("# Deep\n\nA list that never ends follows.\n\n" + "- " * depth + "bottom\n\n"
-            + "> " * depth + "quoted\n")  # fmt: skip
+    text = (
+        "# Deep\n\nA list that never ends follows.\n\n"
+        + "- " * depth
+        + "bottom\n\n"
+        + "> " * depth
+        + "quoted\n"
+    )
     (Path(directory) / name).write_text(text, encoding="utf-8")
     return name
 

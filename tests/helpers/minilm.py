@@ -25,6 +25,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 import numpy as np
+
 from tests.helpers.qwen_vocab import cache_dir
 
 CONVERTER_VERSION = 1
@@ -155,8 +156,11 @@ def _load_weights(model_dir: Path) -> dict[str, np.ndarray]:
 
 def _tensor_dtype(gguf_name: str, arr: np.ndarray, ftype: str):
     """The converter's rule: 1-D, norms, position and token-type embeddings stay F32."""
-    keep_f32 = arr.ndim <= 1 or gguf_name.endswith("_norm.weight") or gguf_name.split(".")[0] in {
-        "position_embd", "token_types"}  # fmt: skip
+    keep_f32 = (
+        arr.ndim <= 1
+        or gguf_name.endswith("_norm.weight")
+        or gguf_name.split(".")[0] in {"position_embd", "token_types"}
+    )
     return np.float32 if keep_f32 or ftype == "f32" else np.float16
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from tests.helpers.qwen_vocab import QWEN3_USER_DEFINED, QwenVocab, cache_dir, load_qwen3_vocab
 
 GENERATOR_VERSION = 2
@@ -120,8 +121,11 @@ def write_gguf(path: Path, spec: ModelSpec, weights: dict[str, np.ndarray], voca
     w.add_layer_norm_rms_eps(s.rms_eps)
     if spec.kind == "embedding":
         w.add_pooling_type(gguf.PoolingType.LAST)
-    qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
-             "q8_0": gguf.GGMLQuantizationType.Q8_0}[spec.ftype]  # fmt: skip
+    qtype = {
+        "f32": gguf.GGMLQuantizationType.F32,
+        "f16": gguf.GGMLQuantizationType.F16,
+        "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    }[spec.ftype]
     w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[spec.ftype])
     # tokenizer: the real Qwen BPE vocabulary
     eot = vocab.token_id(EOT)
@@ -175,11 +179,20 @@ def hf_model(spec: ModelSpec):
     vocab = load_qwen3_vocab()
     s = spec.shape
     config = Qwen3Config(
-        vocab_size=vocab.size, hidden_size=s.hidden, intermediate_size=s.ffn, num_hidden_layers=s.n_layer,
-        num_attention_heads=s.n_head, num_key_value_heads=s.n_head_kv, head_dim=s.head_dim,
-        max_position_embeddings=s.context, rope_theta=s.rope_theta, rms_norm_eps=s.rms_eps,
-        tie_word_embeddings=True, attn_implementation="eager", torch_dtype="float32",
-    )  # fmt: skip
+        vocab_size=vocab.size,
+        hidden_size=s.hidden,
+        intermediate_size=s.ffn,
+        num_hidden_layers=s.n_layer,
+        num_attention_heads=s.n_head,
+        num_key_value_heads=s.n_head_kv,
+        head_dim=s.head_dim,
+        max_position_embeddings=s.context,
+        rope_theta=s.rope_theta,
+        rms_norm_eps=s.rms_eps,
+        tie_word_embeddings=True,
+        attn_implementation="eager",
+        torch_dtype="float32",
+    )
     weights = random_weights(s, vocab.size, spec.seed)
     state = {k: torch.from_numpy(v) for k, v in weights.items()}
     if spec.kind == "reranker":

@@ -6,12 +6,12 @@ import itertools
 import re
 from pathlib import Path
 
-from tests.helpers import corpus
 import pytest
 
 from ingest.chunking import chunk_document
 from ingest.loaders import Document, load
 from ingest.records import Section
+from tests.helpers import corpus
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -349,5 +349,12 @@ def test_fence_info_word_picks_the_splitter_language():
     from ingest.chunking import fence_language
 
     assert [fence_language(w) for w in ["python", "py", "rs", "javascript", "bash", "sql", "", "prose"]] == [
-        "python", "python", "rust", "js", "shell", "sql", None, None,
-    ]  # fmt: skip
+        "python",
+        "python",
+        "rust",
+        "js",
+        "shell",
+        "sql",
+        None,
+        None,
+    ]

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.settings import Settings
 from ingest.store import make_store
+from kb.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK_TOKENS = 32
@@ -39,16 +39,52 @@ BATCH_TOKENS = 256  # a few files per embed call and write: many batches, files 
 # share of what it spends from then on (workers starting, parse, chunk, embed, write), counted from
 # the moment this run's workers appear
 KILLS = 12
-SCHEDULE = [("start", 0.5), ("start", 0.9), ("work", 0.0), ("work", 0.1), ("work", 0.3), ("work", 0.2),
-            ("work", 0.45), ("work", 0.25), ("work", 0.35), ("work", 0.15), ("work", 0.5), ("work", 0.4)]  # fmt: skip
+SCHEDULE = [
+    ("start", 0.5),
+    ("start", 0.9),
+    ("work", 0.0),
+    ("work", 0.1),
+    ("work", 0.3),
+    ("work", 0.2),
+    ("work", 0.45),
+    ("work", 0.25),
+    ("work", 0.35),
+    ("work", 0.15),
+    ("work", 0.5),
+    ("work", 0.4),
+]
 MAX_RUNS = 40  # a run that ends before its kill counts as no kill (and more files are added)
 REFILL_FILES = 20  # about a quarter of the corpus; doubled after each run in a row that ended
 WORKER_EXIT_S = 10.0
 RUN_TIMEOUT_S = 120.0
 POLL_S = 0.01
-WORDS = ["vector", "search", "chunk", "embed", "store", "query", "payload", "index", "token", "model", "batch",
-         "write", "crash", "resume", "kill", "point", "file", "folder", "shard", "segment", "log", "replay",
-         "flush", "upsert", "delete"]  # fmt: skip
+WORDS = [
+    "vector",
+    "search",
+    "chunk",
+    "embed",
+    "store",
+    "query",
+    "payload",
+    "index",
+    "token",
+    "model",
+    "batch",
+    "write",
+    "crash",
+    "resume",
+    "kill",
+    "point",
+    "file",
+    "folder",
+    "shard",
+    "segment",
+    "log",
+    "replay",
+    "flush",
+    "upsert",
+    "delete",
+]
 
 
 def _paragraphs(rng: random.Random, n: int) -> str:
@@ -89,26 +125,37 @@ def edit_corpus(root: Path) -> None:
     (root / "a-gone.md").unlink()
     (root / "notes" / "doc03.md").write_text("# Doc 3\n\nNow a single short paragraph.\n", encoding="utf-8")
     grown = root / "notes" / "doc05.md"
-    grown.write_text(grown.read_text(encoding="utf-8") + "\n\n## Appendix\n\n" + _paragraphs(random.Random(5), 4),
-                     encoding="utf-8")  # fmt: skip
+    grown.write_text(
+        grown.read_text(encoding="utf-8") + "\n\n## Appendix\n\n" + _paragraphs(random.Random(5), 4),
+        encoding="utf-8",
+    )
     (root / "added.md").write_text("# Added\n\n" + _paragraphs(random.Random(6), 3), encoding="utf-8")
 
 
 def _env(gguf: Path, data: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env.update(KB_EMBED_MODEL=str(gguf), KB_N_CTX="4096", KB_N_BATCH="2048", KB_N_UBATCH="512",
-               KB_DATA_DIR=str(data), KB_CHUNK_TOKENS=str(CHUNK_TOKENS), KB_CHUNK_OVERLAP="4",
-               KB_EMBED_BATCH_TOKENS=str(BATCH_TOKENS), KB_PARSE_WORKERS="2",
-               KB_SERVICE_URL="http://127.0.0.1:9",  # nothing listens there: ingest in this process
-               PYTHONPATH=str(REPO))  # fmt: skip
+    env.update(
+        KB_EMBED_MODEL=str(gguf),
+        KB_N_CTX="4096",
+        KB_N_BATCH="2048",
+        KB_N_UBATCH="512",
+        KB_DATA_DIR=str(data),
+        KB_CHUNK_TOKENS=str(CHUNK_TOKENS),
+        KB_CHUNK_OVERLAP="4",
+        KB_EMBED_BATCH_TOKENS=str(BATCH_TOKENS),
+        KB_PARSE_WORKERS="2",
+        KB_SERVICE_URL="http://127.0.0.1:9",  # nothing listens there: ingest in this process
+        PYTHONPATH=str(REPO),
+    )
     return env
 
 
 def _start(gguf: Path, docs: Path, data: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "kb.cli.main", "ingest", str(docs), "--json"]
     # cwd: a folder without a .env, so that only the variables above configure the run
-    return subprocess.Popen(cmd, env=_env(gguf, data), cwd=data.parent, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        cmd, env=_env(gguf, data), cwd=data.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _children(pid: int) -> set[int]:
@@ -206,9 +253,14 @@ def snapshot(data: Path) -> Snapshot:
     """What the store under ``data`` holds (opening it after a SIGKILL is part of the test)."""
     store = make_store(Settings(data_dir=data, _env_file=None))
     try:
-        points = {p.id: (p.payload, np.asarray(p.vector, dtype=np.float32),
-                         (p.sparse.indices, p.sparse.values) if p.sparse else ())
-                  for p in store.scroll_points()}  # fmt: skip
+        points = {
+            p.id: (
+                p.payload,
+                np.asarray(p.vector, dtype=np.float32),
+                (p.sparse.indices, p.sparse.values) if p.sparse else (),
+            )
+            for p in store.scroll_points()
+        }
         return Snapshot(points, store.count(), store.file_states())
     finally:
         store.close()

@@ -18,23 +18,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import corpus
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 
 from app.render import document_rows
 from ingest.chunking import chunk_document
-from kb.cli.main import _print_report
 from ingest.loaders import LoadError, LoadOptions, load
 from ingest.loaders.ocr import Box, OcrError, reading_order, render_scale, shared_engine
 from ingest.loaders.pdf import NOT_EMBEDDED, OCR_NO_TEXT, OCR_OFF
 from ingest.loaders.pdf_fallback import extract_pages
 from ingest.loaders.textquality import unreadable_reason
-from kb.service.core import KbService
 from ingest.pagesources import PageSources, page_ranges
 from ingest.parsing.worker import parse
+from kb.cli.main import _print_report
+from kb.service.core import KbService
 from kb.settings import Settings
+from tests.helpers import corpus
 
 SCAN_DPI = 150
 JOB_TIMEOUT_S = 300  # an ingest that OCRs a page: the helper's start and one page, on a slow machine
@@ -262,17 +262,31 @@ class Mixed:
 
 def write_mixed(directory: Path) -> Mixed:
     parts: list[tuple[bytes, str | None, str | None]] = [
-        (_text_page(["A page with a real text layer.", f"The canary is {TEXT_CANARY}."]), "text", TEXT_CANARY),
-        (_scanned_page(["A scanned page has no text layer.", f"Its canary is {SCAN_CANARY}."], _latin_font()),
-         "ocr", SCAN_CANARY),
-    ]  # fmt: skip
+        (
+            _text_page(["A page with a real text layer.", f"The canary is {TEXT_CANARY}."]),
+            "text",
+            TEXT_CANARY,
+        ),
+        (
+            _scanned_page(
+                ["A scanned page has no text layer.", f"Its canary is {SCAN_CANARY}."], _latin_font()
+            ),
+            "ocr",
+            SCAN_CANARY,
+        ),
+    ]
     if CJK_FONT is not None:
         lines = [f"扫描页面的暗号是{SCAN_CJK_CANARY}。", "OCR reads Chinese and English together."]
         parts.append((_scanned_page(lines, _cjk_image_font()), "ocr", SCAN_CJK_CANARY))
     parts.append(
-        (_glyph_id_page(["Glyph ids without any map to characters.", f"The canary is {GLYPH_CANARY}."], VERA),
-         "ocr", GLYPH_CANARY)
-    )  # fmt: skip
+        (
+            _glyph_id_page(
+                ["Glyph ids without any map to characters.", f"The canary is {GLYPH_CANARY}."], VERA
+            ),
+            "ocr",
+            GLYPH_CANARY,
+        )
+    )
     if CJK_FONT is not None:
         lines = [
             f"本页的暗号是{GLYPH_CJK_CANARY}。",
@@ -350,9 +364,11 @@ def test_ocr_of_small_print_keeps_word_gaps(tmp_path):
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
-    lines = ["Chunks are embedded in batches, and every batch is written to the store before the next.",
-             "Scanned pages have no text layer, and their text is recognised from the rendered image.",
-             "Incremental ingest skips files whose content hash has not changed since the previous run."]  # fmt: skip
+    lines = [
+        "Chunks are embedded in batches, and every batch is written to the store before the next.",
+        "Scanned pages have no text layer, and their text is recognised from the rendered image.",
+        "Incremental ingest skips files whose content hash has not changed since the previous run.",
+    ]
     c = canvas.Canvas(str(tmp_path / "small.pdf"), pagesize=A4)
     text = c.beginText(72, A4[1] - 72)
     text.setFont("Helvetica", 10, leading=12)
@@ -475,7 +491,12 @@ def test_document_list_carries_the_page_sources_of_pdfs_only(library):
     assert docs["notes.md"]["pages"] is None
     rows = {r["source"]: r for r in document_rows(list(docs.values()))}
     assert {k: rows["scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")} == {
-        "pages": 4, "text layer": 1, "fallback": 1, "OCR": 1, "unreadable": "3"}  # fmt: skip
+        "pages": 4,
+        "text layer": 1,
+        "fallback": 1,
+        "OCR": 1,
+        "unreadable": "3",
+    }
     assert rows["plain.pdf"]["unreadable"] == ""
     assert all(rows["notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable"))
 

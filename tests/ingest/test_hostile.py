@@ -15,12 +15,19 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.hostile import ANY_REASON, EXCEEDED, INDEXED_OR_SKIPPED, XSS_MARKDOWN, write_good, write_hostile
 
 from ingest.loaders import LoadOptions
 from ingest.parsing.pool import ParseLimits, ParsePool
 from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
 from ingest.store import make_store
+from tests.helpers.hostile import (
+    ANY_REASON,
+    EXCEEDED,
+    INDEXED_OR_SKIPPED,
+    XSS_MARKDOWN,
+    write_good,
+    write_hostile,
+)
 
 PARSE_TIMEOUT_S = 8.0
 PARSE_MEMORY_MB = 1024
@@ -57,9 +64,16 @@ def test_hostile_files_are_reported_bounded_and_good_ones_go_in(qwen3_embedder, 
     limits = IngestLimits(MAX_FILE_MB, parse=ParseLimits(PARSE_TIMEOUT_S, PARSE_MEMORY_MB))
     own_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    report = ingest_folder(docs, qwen3_embedder, store, ChunkSettings(256, 32), workers=2,
-                           on_progress=on_progress, load_options=LoadOptions(ocr="off"),
-                           limits=limits)  # fmt: skip
+    report = ingest_folder(
+        docs,
+        qwen3_embedder,
+        store,
+        ChunkSettings(256, 32),
+        workers=2,
+        on_progress=on_progress,
+        load_options=LoadOptions(ocr="off"),
+        limits=limits,
+    )
     elapsed = time.monotonic() - started
     skipped = dict(report.skipped)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from tests.helpers import corpus
 import pytest
 from pypdf import PdfReader
 
@@ -20,6 +19,7 @@ from ingest.loaders.textquality import (
     unreadable_reason,
 )
 from ingest.records import Section
+from tests.helpers import corpus
 
 
 def _file_lines(path: Path) -> list[str]:
@@ -47,9 +47,14 @@ def test_pdf_one_section_per_page_with_physical_page_numbers(tmp_path):
         assert holders == [page], phrase
     assert doc.warnings == ["page 4: no text layer; OCR found no text"]
     assert doc.meta == {
-        "pages": 5, "title": corpus.PDF_TITLE, "author": "kb tests",
-        "pages_text": 4, "pages_fallback": 0, "pages_ocr": 0, "pages_unreadable": [4],
-    }  # fmt: skip
+        "pages": 5,
+        "title": corpus.PDF_TITLE,
+        "author": "kb tests",
+        "pages_text": 4,
+        "pages_fallback": 0,
+        "pages_ocr": 0,
+        "pages_unreadable": [4],
+    }
 
 
 def test_pdf_chinese_page_from_reportlab_cid_font_is_extracted_exactly(tmp_path):
@@ -217,11 +222,21 @@ def test_registry_covers_at_least_fifteen_languages_and_the_usual_suffixes():
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        ("a.pdf", "pdf"), ("a.PDF", "pdf"), ("a.md", "markdown"), ("a.py", "code"), ("a.tsx", "code"),
-        ("a.txt", "text"), ("a.json", "text"), ("a.log", "text"), ("Makefile", "text"), ("a.weird", "text"),
-        ("a.png", None), ("a.zip", None), ("a.docx", None),
+        ("a.pdf", "pdf"),
+        ("a.PDF", "pdf"),
+        ("a.md", "markdown"),
+        ("a.py", "code"),
+        ("a.tsx", "code"),
+        ("a.txt", "text"),
+        ("a.json", "text"),
+        ("a.log", "text"),
+        ("Makefile", "text"),
+        ("a.weird", "text"),
+        ("a.png", None),
+        ("a.zip", None),
+        ("a.docx", None),
     ],
-)  # fmt: skip
+)
 def test_kind_for(name, kind):
     assert kind_for(Path(name)) == kind
 
@@ -416,8 +431,16 @@ def test_the_quick_readable_proof_never_hides_a_verdict():
     import random
 
     rng = random.Random(7)
-    pools = ["abcdefghij KLMNOP ", "“”‘’—–…•€™ ", "éèàçöüßñÉÀ", "ÏòÁ¿Êý¾Ýâ", "ĖҐȍôϹΛϊԹ", "\ue000\ue001",
-             "\x01\x02\ufffd", "中文数据库 "]  # fmt: skip
+    pools = [
+        "abcdefghij KLMNOP ",
+        "“”‘’—–…•€™ ",
+        "éèàçöüßñÉÀ",
+        "ÏòÁ¿Êý¾Ýâ",
+        "ĖҐȍôϹΛϊԹ",
+        "\ue000\ue001",
+        "\x01\x02\ufffd",
+        "中文数据库 ",
+    ]
     shortcut = 0
     for _ in range(3000):
         weights = [rng.random() ** 3 for _ in pools]

@@ -35,8 +35,10 @@ def points_of(store, source: str) -> int:
 
 
 def long_markdown(n_sections: int) -> str:
-    return "\n\n".join(f"## Section {i}\n\n" + f"Paragraph {i} explains topic {i} in some detail. " * 12
-                       for i in range(n_sections))  # fmt: skip
+    return "\n\n".join(
+        f"## Section {i}\n\n" + f"Paragraph {i} explains topic {i} in some detail. " * 12
+        for i in range(n_sections)
+    )
 
 
 def test_second_run_writes_nothing_and_edits_reembed_only_that_file(env):
@@ -116,8 +118,9 @@ def test_fingerprint_mismatch_stops_and_rebuild_reembeds(env):
 def test_30k_token_markdown_is_one_chunk_when_the_target_allows(qwen3_gguf, tmp_path):
     from kb.settings import Settings
 
-    settings = Settings(embed_model=str(qwen3_gguf), n_ctx=32768, n_batch=32768, data_dir=tmp_path / "d",
-                        _env_file=None)  # fmt: skip
+    settings = Settings(
+        embed_model=str(qwen3_gguf), n_ctx=32768, n_batch=32768, data_dir=tmp_path / "d", _env_file=None
+    )
     emb = make_embedder(settings)
     store = make_store(settings)
     try:

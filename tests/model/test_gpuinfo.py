@@ -15,23 +15,35 @@ APPS = "4242, 1100\n999, 50\n"
 
 
 def test_one_gpu_and_this_process():
-    assert parse_vram(H100, APPS, pid=4242) == {"gpu": "NVIDIA H100 80GB HBM3", "gpus": 1, "used_mb": 1234,
-                                                "total_mb": 81559, "this_process_mb": 1100}  # fmt: skip
+    assert parse_vram(H100, APPS, pid=4242) == {
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "gpus": 1,
+        "used_mb": 1234,
+        "total_mb": 81559,
+        "this_process_mb": 1100,
+    }
     assert parse_vram(H100, APPS, pid=7)["this_process_mb"] is None  # not listed (another PID namespace)
     assert parse_vram(H100, "", pid=4242)["this_process_mb"] is None
 
 
 def test_several_gpus_are_summed_and_this_process_counted_on_each():
     vram = parse_vram(TWO, "4242, 1100\n4242, 300\n", pid=4242)
-    assert vram == {"gpu": "2 × NVIDIA A100-SXM4-40GB", "gpus": 2, "used_mb": 2500, "total_mb": 81920,
-                    "this_process_mb": 1400}  # fmt: skip
+    assert vram == {
+        "gpu": "2 × NVIDIA A100-SXM4-40GB",
+        "gpus": 2,
+        "used_mb": 2500,
+        "total_mb": 81920,
+        "this_process_mb": 1400,
+    }
     assert parse_vram(TWO, "", 1, visible={1})["used_mb"] == 500
     mixed = parse_vram(H100 + "1, NVIDIA L4, 10, 23034\n", "", 1)
     assert mixed["gpu"] == "NVIDIA H100 80GB HBM3, NVIDIA L4" and mixed["total_mb"] == 81559 + 23034
 
 
-@pytest.mark.parametrize("gpus", ["", "\n\n", "garbage", "0, X, [N/A], [N/A]\n", "a, X, 1, 2\n", "0, X, 1\n",
-                                  "No devices were found\n"])  # fmt: skip
+@pytest.mark.parametrize(
+    "gpus",
+    ["", "\n\n", "garbage", "0, X, [N/A], [N/A]\n", "a, X, 1, 2\n", "0, X, 1\n", "No devices were found\n"],
+)
 def test_empty_or_unreadable_output_is_none(gpus):
     assert parse_vram(gpus, APPS, pid=4242) is None
 
@@ -53,8 +65,14 @@ def fails(error: Exception):
     return run
 
 
-@pytest.mark.parametrize("error", [FileNotFoundError("nvidia-smi"), subprocess.TimeoutExpired("nvidia-smi", 5),
-                                   subprocess.CalledProcessError(9, "nvidia-smi")])  # fmt: skip
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError("nvidia-smi"),
+        subprocess.TimeoutExpired("nvidia-smi", 5),
+        subprocess.CalledProcessError(9, "nvidia-smi"),
+    ],
+)
 def test_any_failure_of_nvidia_smi_is_none(error):
     assert query_vram(1, run=fails(error)) is None
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.helpers.minilm import build_minilm_gguf, minilm_dir
 
 from ingest.model.embedder import make_embedder
 from ingest.model.recipes import MEAN_BARE
 from kb.settings import Settings
+from tests.helpers.minilm import build_minilm_gguf, minilm_dir
 
 MAX_TOKENS = 512  # the model's positions; sentence-transformers' own default cut is 256
 F32_COS = 0.999
@@ -147,8 +147,14 @@ def report(name: str, cos: np.ndarray) -> None:
 
 
 def _embedder(path, tmp_path_factory):
-    settings = Settings(embed_model=str(path), n_ctx=MAX_TOKENS, n_batch=4096, n_ubatch=512,
-                        data_dir=tmp_path_factory.mktemp("data"), _env_file=None)  # fmt: skip
+    settings = Settings(
+        embed_model=str(path),
+        n_ctx=MAX_TOKENS,
+        n_batch=4096,
+        n_ubatch=512,
+        data_dir=tmp_path_factory.mktemp("data"),
+        _env_file=None,
+    )
     return make_embedder(settings)
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 
-from tests.helpers import modelgen
 import numpy as np
 import pytest
-from tests.helpers.qwen_vocab import hf_tokenizer, load_qwen3_vocab
-from tests.helpers.reference import get_detailed_instruct, reference_embed
 
 from ingest.model import engine
 from ingest.model.embedder import Embedder, EngineConfig, InputTooLong
 from ingest.model.recipes import QWEN3, l2_normalize
+from tests.helpers import modelgen
+from tests.helpers.qwen_vocab import hf_tokenizer, load_qwen3_vocab
+from tests.helpers.reference import get_detailed_instruct, reference_embed
 
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 TEXTS = [

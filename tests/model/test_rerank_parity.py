@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from tests.helpers import modelgen
 import numpy as np
 import pytest
-from tests.helpers.qwen_vocab import hf_tokenizer, load_qwen3_vocab
-from tests.helpers.reference import reference_rerank
 
 from ingest.model.engine import LlamaModel
 from ingest.model.reranker import Reranker
+from tests.helpers import modelgen
+from tests.helpers.qwen_vocab import hf_tokenizer, load_qwen3_vocab
+from tests.helpers.reference import reference_rerank
 
 PAIRS = [
     ("What is the capital of China?", "The capital of China is Beijing."),
@@ -17,9 +17,11 @@ PAIRS = [
     ("向量数据库是什么？", "向量数据库用于存储和检索高维嵌入向量。"),
     ("how to reverse a list in python", "def rev(xs):\n    return xs[::-1]\n"),
     ("x", "y"),
-    ("A longer question about the behaviour of llama.cpp when packing sequences into one decode?",
-     "Each sequence gets its own id; the KV cache is unified; pooled vectors are read per sequence. " * 5),
-]  # fmt: skip
+    (
+        "A longer question about the behaviour of llama.cpp when packing sequences into one decode?",
+        "Each sequence gets its own id; the KV cache is unified; pooled vectors are read per sequence. " * 5,
+    ),
+]
 SPEC = modelgen.ModelSpec(kind="reranker", seed=1)
 
 
@@ -52,8 +54,9 @@ def test_broken_prompt_is_detected(reranker, reference_scores):
     """Dropping the assistant suffix (a plausible mistake) moves the scores past the bar."""
     broken = []
     for q, d in PAIRS:
-        seq = reranker.prefix + reranker.model.tokenize(f"<Instruct>: x\n<Query>: {q}\n<Document>: {d}",
-                                                        add_special=False)  # fmt: skip
+        seq = reranker.prefix + reranker.model.tokenize(
+            f"<Instruct>: x\n<Query>: {q}\n<Document>: {d}", add_special=False
+        )
         no, yes = reranker.ctx.last_logits([seq], [reranker.no, reranker.yes])[0]
         broken.append(1 / (1 + np.exp(no - yes)))
     assert np.abs(np.array(broken) - np.array(reference_scores)).max() > 0.01

@@ -7,14 +7,14 @@ import os
 import subprocess
 import sys
 
-from tests.helpers import modelgen
 import pytest
 
 from ingest.model.engine import LlamaModel
-from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.model.reranker import Reranker
-from kb.search.query import SearchRequest, search
+from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.store import SearchFilter, make_store
+from kb.search.query import SearchRequest, search
+from tests.helpers import modelgen
 
 PASSAGES = {
     "zh/db.md": "# 数据库\n\n向量数据库用于存储和检索高维嵌入向量，支持近似最近邻搜索。\n",
@@ -87,10 +87,21 @@ def test_cli_json_equals_search_core(corpus):
     settings, store, emb = corpus
     core = search(SearchRequest("Moon landing", k=4, hybrid=True), emb, store).hits
     store.close()  # the embedded store has one owner at a time: hand it to the CLI process
-    env = {**os.environ, "KB_EMBED_MODEL": settings.embed_model, "KB_N_CTX": str(settings.n_ctx),
-           "KB_N_BATCH": str(settings.n_batch), "KB_DATA_DIR": str(settings.data_dir)}  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "kb.cli.main", "search", "Moon landing", "--k", "4", "--hybrid",
-                          "--json"], env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "KB_EMBED_MODEL": settings.embed_model,
+        "KB_N_CTX": str(settings.n_ctx),
+        "KB_N_BATCH": str(settings.n_batch),
+        "KB_DATA_DIR": str(settings.data_dir),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "search", "Moon landing", "--k", "4", "--hybrid", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
     assert [(h["id"], h["source"]) for h in cli] == [(h["id"], h["source"]) for h in core]

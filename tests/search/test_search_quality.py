@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.helpers.minilm import build_minilm_gguf
 
 from ingest.model.embedder import make_embedder
 from ingest.pipeline import ChunkSettings, ingest_folder
+from ingest.store import make_store
 from kb.search.query import SearchRequest, search
 from kb.settings import Settings
-from ingest.store import make_store
+from tests.helpers.minilm import build_minilm_gguf
 
 CORPUS = {
     "kitchen/bread.md": "# Baking bread\n\nKnead the dough for ten minutes, let it rise for an hour, then bake at "
@@ -53,8 +53,9 @@ def kb(tmp_path_factory):
     for rel, text in CORPUS.items():
         (root / "docs" / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / "docs" / rel).write_text(text + "\n", encoding="utf-8")
-    settings = Settings(embed_model=str(build_minilm_gguf()), n_ctx=512, n_batch=512, data_dir=root / "data",
-                        _env_file=None)  # fmt: skip
+    settings = Settings(
+        embed_model=str(build_minilm_gguf()), n_ctx=512, n_batch=512, data_dir=root / "data", _env_file=None
+    )
     emb, store = make_embedder(settings), make_store(settings)
     ingest_folder(root / "docs", emb, store, ChunkSettings(256, 16), workers=1)
     yield emb, store

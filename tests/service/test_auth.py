@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from test_service import Service, free_port, kb_env
 
+from kb.service.api import PUBLIC, ROUTES
 from kb.service.auth import FAILED_LOGINS_MAX, Accounts, AuthError, Sessions
 from kb.service.client import KbClient, ServiceError
-from kb.service.api import PUBLIC, ROUTES
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,8 +173,11 @@ def test_roles_decide_what_a_login_may_do(guarded, tmp_path):
     assert reader.whoami() == {"user": "rae", "role": "reader"}
     assert "data_dir" in reader.health()
     reader.search("leave")  # readers search
-    for attempt in (lambda c: c.upload([("a.md", b"# A\n")]), lambda c: c.delete_document("x.md"),
-                    lambda c: c.submit_folder(service.home / "shared")):  # fmt: skip
+    for attempt in (
+        lambda c: c.upload([("a.md", b"# A\n")]),
+        lambda c: c.delete_document("x.md"),
+        lambda c: c.submit_folder(service.home / "shared"),
+    ):
         with pytest.raises(ServiceError) as err:
             attempt(reader)
         assert err.value.status == 403 and "role" in str(err.value)
@@ -216,20 +219,35 @@ def test_api_token_drives_the_cli_through_the_service(guarded):
     service, token = guarded
     env = {**service.env, "KB_SERVICE_URL": service.client.base_url}
     cmd = [sys.executable, "-m", "kb.cli.main", "search", "manager", "--json"]
-    out = subprocess.run(cmd, env={**env, "KB_API_TOKEN": token}, capture_output=True, text=True, timeout=120,
-                         cwd=service.home, check=False)  # fmt: skip
+    out = subprocess.run(
+        cmd,
+        env={**env, "KB_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=service.home,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert any(h["source"].endswith("leave.md") for h in json.loads(out.stdout))
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=service.home,
-                         check=False)  # fmt: skip
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=120, cwd=service.home, check=False
+    )
     assert out.returncode != 0 and "KB_API_TOKEN" in out.stderr
 
 
 @pytest.mark.parametrize("env", [{"KB_AUTH": "on"}, {"KB_SERVICE_HOST": "0.0.0.0"}])
 def test_serve_will_not_listen_with_team_access_and_no_accounts(qwen3_gguf, tmp_path, env):
     full = {**kb_env(qwen3_gguf, tmp_path / "data", free_port()), **env}
-    out = subprocess.run([sys.executable, "-m", "kb.cli.main", "serve"], env=full, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "serve"],
+        env=full,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 1
     assert "kb user add" in out.stderr and "accounts" in out.stderr
 
@@ -238,8 +256,16 @@ def test_user_and_token_commands_edit_the_accounts_file(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KB_")}, "KB_DATA_DIR": str(tmp_path)}
 
     def kb(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], input=stdin, env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", *args],
+            input=stdin,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     assert (
         kb("user", "add", "ada", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
@@ -286,8 +312,14 @@ def test_service_refuses_a_lan_bind_without_team_access_loudly(qwen3_gguf, tmp_p
     """KB_AUTH=off on a LAN address is an explicit choice: allowed, with a warning."""
     port = free_port()
     env = {**kb_env(qwen3_gguf, tmp_path / "data", port), "KB_SERVICE_HOST": "0.0.0.0", "KB_AUTH": "off"}
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "serve"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         client = KbClient(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60

@@ -16,16 +16,16 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.helpers import modelgen
 import numpy as np
 import pytest
-from tests.helpers.evalreports import PNG_MAGIC, backdate, write_sample
 
+from ingest.pipeline import owns
 from kb.cli.main import main as kb_main
 from kb.service.client import KbClient, ServiceError
-from kb.tools.evaluate import REPORT_DIR
 from kb.service.core import UPLOAD_NAME, UPLOAD_SCOPE, safe_upload_name
-from ingest.pipeline import owns
+from kb.tools.evaluate import REPORT_DIR
+from tests.helpers import modelgen
+from tests.helpers.evalreports import PNG_MAGIC, backdate, write_sample
 
 START_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 60
@@ -41,9 +41,18 @@ def free_port() -> int:
 def kb_env(model: Path, data_dir: Path, port: int) -> dict[str, str]:
     """The environment of every kb process here: no KB_* of the caller's, a tiny fast model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    return {**env, "KB_EMBED_MODEL": str(model), "KB_N_CTX": "4096", "KB_N_BATCH": "512",
-            "KB_N_UBATCH": "512", "KB_DATA_DIR": str(data_dir), "KB_SERVICE_PORT": str(port),
-            "KB_PARSE_WORKERS": "1", "KB_CHUNK_TOKENS": "128", "KB_CHUNK_OVERLAP": "16"}  # fmt: skip
+    return {
+        **env,
+        "KB_EMBED_MODEL": str(model),
+        "KB_N_CTX": "4096",
+        "KB_N_BATCH": "512",
+        "KB_N_UBATCH": "512",
+        "KB_DATA_DIR": str(data_dir),
+        "KB_SERVICE_PORT": str(port),
+        "KB_PARSE_WORKERS": "1",
+        "KB_CHUNK_TOKENS": "128",
+        "KB_CHUNK_OVERLAP": "16",
+    }
 
 
 class Service:
@@ -58,8 +67,13 @@ class Service:
 
     def start(self) -> Service:
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "serve"], cwd=self.home,
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kb.cli.main", "serve"],
+                cwd=self.home,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,15 +102,23 @@ class Service:
                 self.proc.wait()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], cwd=self.home, env=self.env,
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", *args],
+            cwd=self.home,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
 def service(qwen3_gguf, tmp_path_factory):
     reranker = modelgen.build(modelgen.ModelSpec(kind="reranker", seed=1))
-    svc = Service(qwen3_gguf, tmp_path_factory.mktemp("service"), KB_RERANK_MODEL=str(reranker),
-                  KB_UPLOAD_MAX_MB="1").start()  # fmt: skip
+    svc = Service(
+        qwen3_gguf, tmp_path_factory.mktemp("service"), KB_RERANK_MODEL=str(reranker), KB_UPLOAD_MAX_MB="1"
+    ).start()
     yield svc
     assert svc.stop() in GRACEFUL, svc.log.read_text()
 
@@ -263,8 +285,10 @@ def test_searches_answer_during_a_running_ingest(service, tmp_path):
         while_writing += state["progress"].get("chunks", 0) > 0
     assert state["state"] == "done", state["error"]
     ms = np.array(latencies) * 1000
-    print(f"\n{during} searches during the ingest ({while_writing} while chunks were being written): p50 "
-          f"{np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms")  # fmt: skip
+    print(
+        f"\n{during} searches during the ingest ({while_writing} while chunks were being written): p50 "
+        f"{np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms"
+    )
     assert during >= 5  # a search blocked for the whole job would only return once it was done
     assert np.median(ms) < 1000
 
@@ -303,8 +327,16 @@ def test_openai_embeddings_equal_the_document_embedder(service, qwen3_embedder):
     assert status == 400 and bad["error"]["type"] == "invalid_request_error"
 
 
-HOSTILE_NAMES = ["../../etc/passwd", "CON", "a\x01b\x1b[31m.md", "..\\..\\boot.ini", "/abs/notes.txt",
-                 "....", "nul.txt.", "\u202eevil\u202dtxt.md"]  # fmt: skip
+HOSTILE_NAMES = [
+    "../../etc/passwd",
+    "CON",
+    "a\x01b\x1b[31m.md",
+    "..\\..\\boot.ini",
+    "/abs/notes.txt",
+    "....",
+    "nul.txt.",
+    "\u202eevil\u202dtxt.md",
+]
 
 
 def test_hostile_upload_names_stay_under_uploads_with_generated_names(service):

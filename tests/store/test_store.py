@@ -19,7 +19,6 @@ from qdrant_client import QdrantClient
 
 from ingest.pagesources import PageSources
 from ingest.records import Chunk, Hit, point_id, sha256_text
-from kb.settings import Settings
 from ingest.sparse import SparseVector, query_sparse_vector, sparse_vector, tokenize
 from ingest.store import (
     EdgeStore,
@@ -33,6 +32,7 @@ from ingest.store import (
     make_store,
 )
 from ingest.store.common import aggregate_file_states, glob_base_dir, normalize_prefix, source_dirs
+from kb.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 16
@@ -141,10 +141,20 @@ SPARSE_QUERIES = ["vector database", "向量数据库", "search hits", "knowledg
 def chunks_of(source: str, kind: str, passages: list[str], file_hash: str | None = None) -> list[Chunk]:
     file_hash = file_hash or sha256_text("\n".join(passages))
     return [
-        Chunk(id=point_id(source, i), text=text, source=source, kind=kind, position=i, n_chunks=len(passages),
-              chunk_hash=sha256_text(text), file_hash=file_hash, heading_path=("Title",), line_start=i + 1)
+        Chunk(
+            id=point_id(source, i),
+            text=text,
+            source=source,
+            kind=kind,
+            position=i,
+            n_chunks=len(passages),
+            chunk_hash=sha256_text(text),
+            file_hash=file_hash,
+            heading_path=("Title",),
+            line_start=i + 1,
+        )
         for i, text in enumerate(passages)
-    ]  # fmt: skip
+    ]
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:
@@ -355,8 +365,14 @@ def test_file_states_complete_incomplete_and_mixed(store):
 
 
 def test_file_states_carry_a_pdfs_page_sources_from_its_current_points(store):
-    meta = {"pages": 5, "pages_text": 2, "pages_fallback": 1, "pages_ocr": 1, "pages_unreadable": [4],
-            "title": "Scans"}  # fmt: skip
+    meta = {
+        "pages": 5,
+        "pages_text": 2,
+        "pages_fallback": 1,
+        "pages_ocr": 1,
+        "pages_unreadable": [4],
+        "title": "Scans",
+    }
     old = chunks_of("s.pdf", "pdf", ["a", "b", "c"], file_hash="h1")  # a shrunk PDF half rewritten
     new = [dataclasses.replace(c, meta={**meta, "ocr": True}) for c in chunks_of("s.pdf", "pdf", ["x"], "h2")]
     store.upsert(points_of(old + new + chunks_of("c.md", "markdown", ["a"])))

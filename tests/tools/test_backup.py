@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers.corpus import write_markdown
 from qdrant_client import QdrantClient
 from test_store import SCORE_RTOL, ranked_groups
 
-from kb.tools.backup import BackupError, export_collection, import_collection, read_info
 from ingest.loaders import LoadOptions
 from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.sparse import query_sparse_vector
 from ingest.store import EdgeStore, FingerprintMismatch, ServerStore, make_store
+from kb.tools.backup import BackupError, export_collection, import_collection, read_info
+from tests.helpers.corpus import write_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = [
@@ -38,8 +38,21 @@ QUERIES = [
     "falcon setext headings",
     "gpu gazelle",
 ]
-WORDS = ["otter", "river", "stone", "willow", "heron", "moss", "fern", "pebble", "current", "reed", "delta",
-         "marsh", "kingfisher"]  # fmt: skip
+WORDS = [
+    "otter",
+    "river",
+    "stone",
+    "willow",
+    "heron",
+    "moss",
+    "fern",
+    "pebble",
+    "current",
+    "reed",
+    "delta",
+    "marsh",
+    "kingfisher",
+]
 K = 8
 
 
@@ -78,8 +91,11 @@ def queries(store, embedder) -> list[list]:
     out = []
     for q in QUERIES:
         dense, sparse = embedder.embed_query(q), query_sparse_vector(q)
-        out += [store.search(dense=dense, k=K), store.search(sparse=sparse, k=K),
-                store.search(dense=dense, sparse=sparse, k=K)]  # fmt: skip
+        out += [
+            store.search(dense=dense, k=K),
+            store.search(sparse=sparse, k=K),
+            store.search(dense=dense, sparse=sparse, k=K),
+        ]
     return out
 
 

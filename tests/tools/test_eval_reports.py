@@ -7,10 +7,10 @@ import json
 import os
 
 import pytest
-from tests.helpers.evalreports import OLD_STAMP, PNG_MAGIC, backdate, write_sample
 
 from app.render import eval_rows
 from kb.tools.evaluate import list_reports, report_file
+from tests.helpers.evalreports import OLD_STAMP, PNG_MAGIC, backdate, write_sample
 
 BAD_NAMES = ("", "../secret", "..", "a/b", "a\\b", ".hidden", "x\0y")
 COLUMNS = ["config", "Top-1", "Top-3", "Top-5", "R@10", "MRR@10", "nDCG@10", "P50 ms", "P99 ms"]

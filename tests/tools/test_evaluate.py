@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest.pipeline import ChunkSettings, ingest_folder
+from ingest.store import make_store
 from kb.cli.main import main as kb_main
+from kb.settings import Settings
 from kb.tools.evaluate import (
     DEPTH,
     ConfigError,
@@ -41,9 +44,6 @@ from kb.tools.evaluate import (
     summarize,
     top_k,
 )
-from ingest.pipeline import ChunkSettings, ingest_folder
-from kb.settings import Settings
-from ingest.store import make_store
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL_DIR = REPO / "data" / "eval"
@@ -76,8 +76,14 @@ def test_metrics_of_a_hand_computed_ranking():
 
 def test_metrics_stop_at_rank_10():
     late = [E] * 10 + [frozenset({0})]  # the answer at rank 11
-    assert query_scores(late, 1) == {"top1": 0.0, "top3": 0.0, "top5": 0.0, "recall10": 0.0, "mrr10": 0.0,
-                                     "ndcg10": 0.0}  # fmt: skip
+    assert query_scores(late, 1) == {
+        "top1": 0.0,
+        "top3": 0.0,
+        "top5": 0.0,
+        "recall10": 0.0,
+        "mrr10": 0.0,
+        "ndcg10": 0.0,
+    }
     perfect = [frozenset({i}) for i in range(10)]  # 12 references, 10 found, all at the top
     assert recall_at(perfect, 12) == pytest.approx(10 / 12)
     assert ndcg_at(perfect, 12) == pytest.approx(1.0)  # the ideal also holds only 10 hits
@@ -96,8 +102,12 @@ def test_first_stage_recall_at_rerank_depths():
         40: [E] * 14 + [frozenset({0})] + [E] * 19 + [frozenset({1})] + [E] * 5,  # and reference 1 at 35
         80: [E] * 14 + [frozenset({0})] + [E] * 19 + [frozenset({1})] + [E] * 45,
     }
-    assert first_stage_scores(at_depth, 2) == {"first_recall10": 0.0, "first_recall20": 0.5,
-                                               "first_recall40": 1.0, "first_recall80": 1.0}  # fmt: skip
+    assert first_stage_scores(at_depth, 2) == {
+        "first_recall10": 0.0,
+        "first_recall20": 0.5,
+        "first_recall40": 1.0,
+        "first_recall80": 1.0,
+    }
     # hybrid fusion depends on k: the 10 candidates may hold a reference that the 20 do not
     fused = {10: [E, E, frozenset({1})], 20: [frozenset({0})] + [E] * 19}
     assert first_stage_scores(fused, 2) == {"first_recall10": 0.5, "first_recall20": 0.5}
@@ -155,10 +165,18 @@ def test_page_must_match():
     assert not matches(hit("a.pdf"), ref)
 
 
-@pytest.mark.parametrize(("start", "end", "expected"), [
-    (5, 9, False), (5, 10, True), (12, 14, True), (20, 30, True), (21, 30, False), (1, 40, True),
-    (None, None, False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (5, 9, False),
+        (5, 10, True),
+        (12, 14, True),
+        (20, 30, True),
+        (21, 30, False),
+        (1, 40, True),
+        (None, None, False),
+    ],
+)
 def test_line_ranges_must_overlap(start, end, expected):
     assert matches(hit(start=start, end=end), Reference("a.md", lines=(10, 20))) is expected
 
@@ -191,32 +209,47 @@ GOOD = '{"query": "q1", "relevant": [{"source": "a.md"}]}'
 
 
 def test_parser_reads_fields_and_skips_blank_and_comment_lines():
-    text = "# a comment\n\n" + GOOD + "\n" + json.dumps({
-        "query": " rates ", "lang": "en", "category": "negation",
-        "relevant": [{"source": "./docs\\b.md", "page": 2, "lines": [3, 4], "snippet": "cut"}],
-    })  # fmt: skip
+    text = (
+        "# a comment\n\n"
+        + GOOD
+        + "\n"
+        + json.dumps(
+            {
+                "query": " rates ",
+                "lang": "en",
+                "category": "negation",
+                "relevant": [{"source": "./docs\\b.md", "page": 2, "lines": [3, 4], "snippet": "cut"}],
+            }
+        )
+    )
     first, second = parse_test_set(text, "s.jsonl")
     assert first == EvalQuery("q1", (Reference("a.md"),), line=3)
     assert second == EvalQuery("rates", (Reference("docs/b.md", 2, (3, 4), "cut"),), "en", "negation", 4)
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ('{"query": "q", "relevant": [', "s.jsonl:3: not valid JSON"),
-    ('["q"]', "s.jsonl:3: expected a JSON object"),
-    ('{"relevant": [{"source": "a.md"}]}', 's.jsonl:3: "query" must be a non-empty string'),
-    ('{"query": "  ", "relevant": [{"source": "a.md"}]}', 's.jsonl:3: "query" must be a non-empty string'),
-    ('{"query": "q", "relevant": []}', 's.jsonl:3: "relevant" must be a non-empty list'),
-    ('{"query": "q", "relevent": [{"source": "a.md"}]}', "s.jsonl:3: unknown field(s) relevent"),
-    ('{"query": "q", "relevant": ["a.md"]}', "s.jsonl:3: relevant[0]: expected an object"),
-    ('{"query": "q", "relevant": [{"page": 1}]}', 's.jsonl:3: relevant[0]: "source" must be'),
-    ('{"query": "q", "relevant": [{"source": "a", "page": 0}]}', '"page" must be a page number'),
-    ('{"query": "q", "relevant": [{"source": "a", "page": true}]}', '"page" must be a page number'),
-    ('{"query": "q", "relevant": [{"source": "a", "lines": [20, 10]}]}', '"lines" must be [first, last]'),
-    ('{"query": "q", "relevant": [{"source": "a", "lines": [1]}]}', '"lines" must be [first, last]'),
-    ('{"query": "q", "relevant": [{"source": "a", "snippet": ""}]}', '"snippet" must be a non-empty'),
-    ('{"query": "q", "relevant": [{"source": "a", "line": 3}]}', "relevant[0]: unknown field(s) line"),
-    ('{"query": "q", "relevant": [{"source": "a"}], "lang": 5}', '"lang" must be a non-empty string'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"query": "q", "relevant": [', "s.jsonl:3: not valid JSON"),
+        ('["q"]', "s.jsonl:3: expected a JSON object"),
+        ('{"relevant": [{"source": "a.md"}]}', 's.jsonl:3: "query" must be a non-empty string'),
+        (
+            '{"query": "  ", "relevant": [{"source": "a.md"}]}',
+            's.jsonl:3: "query" must be a non-empty string',
+        ),
+        ('{"query": "q", "relevant": []}', 's.jsonl:3: "relevant" must be a non-empty list'),
+        ('{"query": "q", "relevent": [{"source": "a.md"}]}', "s.jsonl:3: unknown field(s) relevent"),
+        ('{"query": "q", "relevant": ["a.md"]}', "s.jsonl:3: relevant[0]: expected an object"),
+        ('{"query": "q", "relevant": [{"page": 1}]}', 's.jsonl:3: relevant[0]: "source" must be'),
+        ('{"query": "q", "relevant": [{"source": "a", "page": 0}]}', '"page" must be a page number'),
+        ('{"query": "q", "relevant": [{"source": "a", "page": true}]}', '"page" must be a page number'),
+        ('{"query": "q", "relevant": [{"source": "a", "lines": [20, 10]}]}', '"lines" must be [first, last]'),
+        ('{"query": "q", "relevant": [{"source": "a", "lines": [1]}]}', '"lines" must be [first, last]'),
+        ('{"query": "q", "relevant": [{"source": "a", "snippet": ""}]}', '"snippet" must be a non-empty'),
+        ('{"query": "q", "relevant": [{"source": "a", "line": 3}]}', "relevant[0]: unknown field(s) line"),
+        ('{"query": "q", "relevant": [{"source": "a"}], "lang": 5}', '"lang" must be a non-empty string'),
+    ],
+)
 def test_parser_errors_name_the_line(line, message):
     with pytest.raises(EvalSetError) as err:
         parse_test_set(f"{GOOD}\n\n{line}\n{GOOD}", "s.jsonl")
@@ -230,8 +263,10 @@ def test_an_empty_set_is_an_error():
 
 def test_select_filters_by_lang_and_category():
     tags = [("en", "x"), ("zh", "x"), ("en", "y")]
-    lines = [{"query": f"q{i}", "relevant": [{"source": "a"}], "lang": lang, "category": cat}
-             for i, (lang, cat) in enumerate(tags)]  # fmt: skip
+    lines = [
+        {"query": f"q{i}", "relevant": [{"source": "a"}], "lang": lang, "category": cat}
+        for i, (lang, cat) in enumerate(tags)
+    ]
     queries = parse_test_set("\n".join(json.dumps(line) for line in lines))
     assert [q.query for q in select(queries)] == ["q0", "q1", "q2"]
     assert [q.query for q in select(queries, ["en"])] == ["q0", "q2"]
@@ -250,11 +285,17 @@ def test_parse_config():
     assert (cfg.embed_model, cfg.dim, cfg.chunk_overlap, cfg.candidates) == ("/models/x.gguf", 256, 0, 20)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("=chunk_tokens=1", "needs a name"), ("c=chunk_tokens", "is not key=value"),
-    ("c=size=1", "unknown key 'size'"),
-    ("c=hybrid=maybe", "bad value 'maybe' for hybrid"), ("c=dim=-1", "bad value"), ("c=dim=x", "bad value"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("=chunk_tokens=1", "needs a name"),
+        ("c=chunk_tokens", "is not key=value"),
+        ("c=size=1", "unknown key 'size'"),
+        ("c=hybrid=maybe", "bad value 'maybe' for hybrid"),
+        ("c=dim=-1", "bad value"),
+        ("c=dim=x", "bad value"),
+    ],
+)
 def test_parse_config_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(spec)
@@ -288,8 +329,15 @@ def _check_references(queries: list[EvalQuery], corpus: Path) -> None:
 def test_shipped_traps_set():
     queries = load_test_set(EVAL_DIR / "traps.jsonl")
     assert len(queries) >= 40
-    assert {q.category for q in queries} == {"homonym", "context", "idiom", "cross-domain", "negation",
-                                             "near-duplicate", "paraphrase"}  # fmt: skip
+    assert {q.category for q in queries} == {
+        "homonym",
+        "context",
+        "idiom",
+        "cross-domain",
+        "negation",
+        "near-duplicate",
+        "paraphrase",
+    }
     assert {q.lang for q in queries} == {"en", "zh", "en-zh", "zh-en"}
     _check_references(queries, EVAL_DIR / "traps")
     files = list((EVAL_DIR / "traps").rglob("*.md")) + list((EVAL_DIR / "traps").rglob("*.txt"))
@@ -309,8 +357,9 @@ def test_shipped_code_set_points_at_existing_definitions():
 
 def _result(name: str, value: float) -> ConfigResult:
     metrics = {m: value for m in ("top1", "top3", "top5", "recall10", "mrr10", "ndcg10")}
-    return ConfigResult(EvalConfig(name), {**metrics, "p50_ms": 12.25, "p99_ms": 40.0, "n": 3},
-                        {"chunks": 7}, {}, [])  # fmt: skip
+    return ConfigResult(
+        EvalConfig(name), {**metrics, "p50_ms": 12.25, "p99_ms": 40.0, "n": 3}, {"chunks": 7}, {}, []
+    )
 
 
 def test_markdown_table():
@@ -395,12 +444,23 @@ def test_kb_eval_end_to_end(qwen3_settings, qwen3_embedder, tmp_path):
     main.close()
     before = _tree(settings.store_dir)
 
-    env = {**os.environ, "KB_EMBED_MODEL": settings.embed_model, "KB_N_CTX": str(settings.n_ctx),
-           "KB_N_BATCH": str(settings.n_batch), "KB_N_UBATCH": str(settings.n_ubatch),
-           "KB_DATA_DIR": str(data),
-           "KB_PARSE_WORKERS": "1"}  # fmt: skip
-    configs = ["--config", "small=chunk_tokens=32", "--config", "small-hybrid=chunk_tokens=32,hybrid=on",
-               "--config", "big=chunk_tokens=128"]  # fmt: skip
+    env = {
+        **os.environ,
+        "KB_EMBED_MODEL": settings.embed_model,
+        "KB_N_CTX": str(settings.n_ctx),
+        "KB_N_BATCH": str(settings.n_batch),
+        "KB_N_UBATCH": str(settings.n_ubatch),
+        "KB_DATA_DIR": str(data),
+        "KB_PARSE_WORKERS": "1",
+    }
+    configs = [
+        "--config",
+        "small=chunk_tokens=32",
+        "--config",
+        "small-hybrid=chunk_tokens=32,hybrid=on",
+        "--config",
+        "big=chunk_tokens=128",
+    ]
     command = [sys.executable, "-m", "kb.cli.main", "eval", str(test_set), "--corpus", str(corpus), *configs]
     out = subprocess.run(
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
