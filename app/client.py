@@ -30,7 +30,7 @@ def role() -> str:
 
 
 def can(needed: str) -> bool:
-    from kb.service.auth import role_at_least
+    from kb.contract import role_at_least
 
     return role_at_least(role(), needed)
 

@@ -13,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest.pagesources import page_ranges
-from kb.tools.evaluate import LABELS, LATENCY, QUALITY
+from kb.contract import ACTIVE_JOB_STATES, UPLOAD_SCOPE, page_ranges
+from kb.contract import EVAL_LABELS as LABELS
+from kb.contract import EVAL_LATENCY as LATENCY
+from kb.contract import EVAL_QUALITY as QUALITY
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes all)
 _LEADING_WS = re.compile(r"^[ \t]+", re.MULTILINE)
@@ -82,9 +84,8 @@ PASSAGE_CHARS = 700  # of a passage shown in a card; the rest is one click away
 PASSAGE_LINES = 10
 LINES_BEFORE_MATCH = 2  # lines kept above the first match when a passage is cut by lines
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = ACTIVE_JOB_STATES
 REPORT_LISTS = ("indexed", "updated", "unchanged", "removed", "skipped")
-UPLOAD_SCOPE = ".uploads/"
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{16}-")
 
 

@@ -44,12 +44,11 @@ from ingest.parsing.pool import ParseLimits, ParsePool
 from ingest.records import Chunk, point_id, sha256_text
 from ingest.sparse import sparse_vector
 from ingest.store.base import FingerprintMismatch, Point, Store
+from kb.settings import DEFAULTS, Settings
 
-EMBED_BATCH_TOKENS = 16384  # chunks gathered before one embed call (spread over the contexts)
 # the store is flushed after a batch when this long has passed since the last flush (Qdrant's own
 # flush interval); a SIGKILL loses nothing either way (the engine's WAL has every write)
 FLUSH_EVERY_S = 5.0
-MAX_FILE_MB = 100  # larger files are skipped with a reason (Settings.max_file_mb)
 SPARSE_SCHEME = "bm25-blake2b-v1"  # change when ingest.sparse's tokenizing or weights change
 HIDDEN_NAMESPACE = "."  # sources starting with it are never discovered in a folder (uploads live there)
 
@@ -100,17 +99,27 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    target: int = 512
-    overlap: int = 64
+    """Tokens per chunk (of the embedding model's own tokenizer) and tokens shared by neighbours."""
+
+    target: int = DEFAULTS.chunk_tokens
+    overlap: int = DEFAULTS.chunk_overlap
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChunkSettings:
+        return cls(settings.chunk_tokens, settings.chunk_overlap)
 
 
 @dataclass(frozen=True)
 class IngestLimits:
     """What one run may spend: file size, tokens per embed call, time and memory per parsed file."""
 
-    max_file_mb: int = MAX_FILE_MB
-    embed_batch_tokens: int = EMBED_BATCH_TOKENS
+    max_file_mb: int = DEFAULTS.max_file_mb
+    embed_batch_tokens: int = DEFAULTS.embed_batch_tokens
     parse: ParseLimits = field(default_factory=ParseLimits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestLimits:
+        return cls(settings.max_file_mb, settings.embed_batch_tokens, ParseLimits.from_settings(settings))
 
 
 class NotRegularFile(OSError):
@@ -217,7 +226,7 @@ class _Writer:
         report: IngestReport,
         progress: Progress,
         on_progress,
-        batch_tokens: int = EMBED_BATCH_TOKENS,
+        batch_tokens: int = DEFAULTS.embed_batch_tokens,
     ):
         self.embedder, self.store, self.report, self.progress = embedder, store, report, progress
         self.on_progress = on_progress

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from ingest.loaders.base import LoadOptions
-    from ingest.pipeline import IngestLimits
 
 # a service bound to every address is reached on the loopback one
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -124,20 +120,6 @@ class Settings(BaseSettings):
     def accounts_path(self) -> Path:
         return self.accounts_file or self.data_dir / "accounts.json"
 
-    def load_options(self) -> LoadOptions:
-        """What the parse workers need of these settings."""
-        from ingest.loaders.base import LoadOptions
-
-        return LoadOptions(self.ocr, self.ocr_page_timeout_s, self.ocr_max_pages)
-
-    def ingest_limits(self) -> IngestLimits:
-        """What one ingest run may spend per file and per batch."""
-        from ingest.pipeline import IngestLimits, ParseLimits
-
-        return IngestLimits(
-            self.max_file_mb, self.embed_batch_tokens, ParseLimits(self.parse_timeout_s, self.parse_memory_mb)
-        )
-
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
@@ -149,3 +131,9 @@ class Settings(BaseSettings):
             return self.service_url.rstrip("/")
         host = WILDCARD_HOSTS.get(self.service_host, self.service_host)
         return f"http://[{host}]:{self.service_port}" if ":" in host else f"http://{host}:{self.service_port}"
+
+
+# The defaults of every setting, without reading the environment: the option records that components
+# take (LoadOptions, ParseLimits, IngestLimits, ChunkSettings, EngineConfig) default to these and are
+# built from a user's Settings by their ``from_settings``, so no default is written twice.
+DEFAULTS = Settings.model_construct()

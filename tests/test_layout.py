@@ -18,17 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # lowest first; a module belongs to the longest prefix that names it
 LAYERS: list[tuple[str, ...]] = [
-    ("kb.settings", "kb.records", "ingest.records"),
+    ("kb.settings", "kb.contract", "ingest.records", "ingest.pagesources"),
     ("ingest.model", "ingest.store", "ingest.sparse"),
-    ("ingest.loaders", "ingest.parsing", "ingest.chunking", "ingest.discover", "ingest.pagesources",
-     "ingest.pipeline", "ingest"),
+    ("ingest.loaders", "ingest.parsing", "ingest.chunking", "ingest.discover", "ingest.pipeline", "ingest"),
     ("kb.search",),
     ("kb.tools",),
     ("kb.service",),
     ("kb.cli", "kb"),
     ("app",),
 ]  # fmt: skip
-APP_MAY_IMPORT = ("app", "kb.settings", "kb.service.client", "kb.service.contract")
+APP_MAY_IMPORT = ("app", "kb.settings", "kb.contract", "kb.service.client")
 PACKAGES = ("ingest", "kb", "app")
 
 

@@ -15,11 +15,11 @@ from app.render import (
     parse_exts,
     score_line,
 )
+from kb.contract import DOCUMENT_KINDS as KINDS
+from kb.contract import MAX_K
 from kb.service.client import KbClient
 
-KINDS = ["pdf", "markdown", "code", "text"]
 DEFAULT_K = 10
-MAX_K = 200  # the service's cap (kb.search.query.MAX_K)
 NAMES_TTL_S = 30  # how long the uploads' original names are kept between searches
 
 

@@ -11,8 +11,7 @@ from typing import Any, Literal
 from charset_normalizer import from_bytes
 
 from ingest.records import Section
-
-KINDS = ("pdf", "markdown", "code", "text")
+from kb.settings import DEFAULTS, Settings
 
 # Byte-order marks, longest first (the UTF-32-LE mark starts with the UTF-16-LE one).
 _BOMS = (
@@ -49,9 +48,13 @@ class LoadOptions:
     ``ocr_page_timeout_s`` seconds.
     """
 
-    ocr: OcrMode = "auto"
-    ocr_page_timeout_s: float = 30.0
-    ocr_max_pages: int = 200
+    ocr: OcrMode = DEFAULTS.ocr
+    ocr_page_timeout_s: float = DEFAULTS.ocr_page_timeout_s
+    ocr_max_pages: int = DEFAULTS.ocr_max_pages
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoadOptions:
+        return cls(settings.ocr, settings.ocr_page_timeout_s, settings.ocr_max_pages)
 
 
 class LoadError(Exception):

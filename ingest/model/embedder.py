@@ -23,7 +23,7 @@ from ingest.model.download import ModelUnavailable, checksum_file, offline_messa
 from ingest.model.engine import ContextConfig, EmbedContext, LlamaModel, patch_level
 from ingest.model.packing import plan_batches
 from ingest.model.recipes import Recipe, cut_dimension, ensure_end_token, l2_normalize, recipe_for_gguf
-from kb.settings import Settings
+from kb.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,32 @@ class EmbedderProtocol(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    n_ctx: int = 32768
-    n_batch: int = 8192  # tokens packed into one decode
-    n_ubatch: int = 2048
-    n_seq_max: int = 64
+    n_ctx: int = DEFAULTS.n_ctx
+    n_batch: int = DEFAULTS.n_batch  # tokens packed into one decode
+    n_ubatch: int = DEFAULTS.n_ubatch
+    n_seq_max: int = DEFAULTS.n_seq_max
     n_contexts: int = 1
-    n_threads: int = 0
+    n_threads: int = DEFAULTS.n_threads
     # pack inputs of up to stream_tokens into contexts with one KV stream per sequence (causal
     # models): no token attends over the other sequences of its decode; longer inputs go to a
     # unified context made on first need
     kv_split: bool = False
-    stream_tokens: int = 512
+    stream_tokens: int = DEFAULTS.stream_tokens
+
+    @classmethod
+    def from_settings(cls, settings: Settings, offloaded: bool) -> EngineConfig:
+        """``n_contexts`` 0 and ``kv_split`` "auto" resolve by where the model runs (GPU or CPU)."""
+        split = settings.kv_split == "on" or (settings.kv_split == "auto" and not offloaded)
+        return cls(
+            settings.n_ctx,
+            settings.n_batch,
+            settings.n_ubatch,
+            settings.n_seq_max,
+            settings.n_contexts or (2 if offloaded else 1),
+            settings.n_threads,
+            split,
+            settings.stream_tokens,
+        )
 
 
 class Embedder:
@@ -274,18 +289,7 @@ def make_embedder(settings: Settings) -> Embedder:
     recipe = entry.recipe if entry else recipe_for_gguf(model.arch, model.pooling)
     dim = entry.check_dim(settings.dim) if entry else settings.dim
     sums = checksum_file(path)
-    contexts = settings.n_contexts or (2 if model.offloaded else 1)
-    kv_split = settings.kv_split == "on" or (settings.kv_split == "auto" and not model.offloaded)
-    config = EngineConfig(
-        settings.n_ctx,
-        settings.n_batch,
-        settings.n_ubatch,
-        settings.n_seq_max,
-        contexts,
-        settings.n_threads,
-        kv_split,
-        settings.stream_tokens,
-    )
+    config = EngineConfig.from_settings(settings, model.offloaded)
     return Embedder(
         model,
         recipe,

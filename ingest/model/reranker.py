@@ -15,14 +15,14 @@ import numpy as np
 
 from ingest.model.embedder import resolve_model
 from ingest.model.engine import ContextConfig, LlamaModel
-from kb.settings import Settings
+from kb.settings import DEFAULT_QUERY_TASK, Settings
 
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
     'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
 )
 SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+DEFAULT_INSTRUCTION = DEFAULT_QUERY_TASK  # the same task the embedder puts before a query
 RERANK_CONTEXT = 8192
 WINDOW_OVERLAP = 128
 

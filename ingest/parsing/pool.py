@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 
 from ingest.loaders import Document, LoadError, LoadOptions
 from ingest.parsing.worker import EXCEEDED, OUT_OF_MEMORY, parse
+from kb.settings import DEFAULTS, Settings
 
 # files handed out beyond the one each worker holds, so results can be returned in order
 LOOKAHEAD_PER_WORKER = 2
@@ -46,8 +47,12 @@ T = TypeVar("T")
 class ParseLimits:
     """``timeout_s`` per file (wall clock), ``memory_mb`` of address space per worker (0: no cap)."""
 
-    timeout_s: float = 1800.0
-    memory_mb: int = 4096
+    timeout_s: float = DEFAULTS.parse_timeout_s
+    memory_mb: int = DEFAULTS.parse_memory_mb
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParseLimits:
+        return cls(settings.parse_timeout_s, settings.parse_memory_mb)
 
 
 def _cap_memory(memory_mb: int) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
-from ingest.store.edge import EdgeStore
 from kb.settings import Settings
 
-if TYPE_CHECKING:  # qdrant-client takes seconds to import: only the server adapter needs it
+if TYPE_CHECKING:  # the engines load on first use: `kb --help`, the app and the CLI's start need neither
     from qdrant_client import QdrantClient
 
+    from ingest.store.edge import EdgeStore
     from ingest.store.server import ServerStore
 
 __all__ = [
@@ -34,6 +34,10 @@ def __getattr__(name: str):
         from ingest.store.server import ServerStore
 
         return ServerStore
+    if name == "EdgeStore":
+        from ingest.store.edge import EdgeStore
+
+        return EdgeStore
     raise AttributeError(name)
 
 
@@ -69,4 +73,6 @@ def make_store(settings: Settings) -> Store:
             connect(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_ca_cert),
             settings.collection,
         )
+    from ingest.store.edge import EdgeStore
+
     return EdgeStore(settings.store_dir / settings.collection, settings.collection)

@@ -6,15 +6,12 @@ import argparse
 import getpass
 import sys
 
+from kb.cli.common import EXIT_OK, fail, settings_from
 from kb.service.auth import ROLES, Accounts, AuthError
-from kb.settings import Settings
-
-EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def _accounts(args: argparse.Namespace) -> Accounts:
-    data_dir = getattr(args, "data_dir", None)
-    return Accounts(Settings(**({"data_dir": data_dir} if data_dir else {})).accounts_path)
+    return Accounts(settings_from(args).accounts_path)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -49,8 +46,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             accounts.remove_user(args.name)
             print(f"removed {args.name}")
     except AuthError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(err))
     return EXIT_OK
 
 
@@ -71,8 +67,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             accounts.revoke_token(args.id)
             print(f"revoked {args.id}")
     except AuthError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(err))
     return EXIT_OK
 
 

@@ -9,21 +9,16 @@ import sys
 from pathlib import Path
 
 from ingest.pagesources import PageSources
-from kb.settings import Settings
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: v for k, v in {"data_dir": getattr(args, "data_dir", None)}.items() if v is not None}
-    return Settings(**overrides)
+from kb.cli.backend import IngestProgress, open_backend
+from kb.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CommandError, fail, settings_from
+from kb.contract import DOCUMENT_KINDS, SearchHit
+from kb.search.query import SearchRequest
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from ingest.model.registry import REGISTRY
 
-    settings = _settings(args)
+    settings = settings_from(args)
     print(f"{'name':24} {'role':7} {'dim':>5} {'mrl':>9} {'ctx':>6}  {'present':8} file")
     for e in REGISTRY.values():
         present = "yes" if e.path(settings.models_dir).is_file() else "no"
@@ -40,49 +35,26 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     from ingest.model.download import ModelUnavailable, pull
     from ingest.model.registry import lookup
 
-    settings = _settings(args)
+    settings = settings_from(args)
     name = args.name or settings.embed_model
     entry = lookup(name)
     if entry is None:
         if Path(name).is_file():
             print(f"{name} is a local file; nothing to pull")
             return EXIT_OK
-        print(f"kb: unknown model {name!r}; `kb models` lists the known ones", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"unknown model {name!r}; `kb models` lists the known ones", EXIT_USAGE)
     if args.if_missing and entry.path(settings.models_dir).is_file():
         return EXIT_OK
     try:
         path = pull(entry, settings.models_dir)
     except ModelUnavailable as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(err))
     print(f"{entry.name}: {path} verified")
     return EXIT_OK
 
 
-def _open(settings: Settings):
-    """The heavy resources, from their factories (the caller closes them)."""
-    from ingest.model.embedder import make_embedder
-    from ingest.store import make_store
-
-    store = make_store(settings)
-    try:
-        embedder = make_embedder(settings)
-    except Exception:
-        store.close()
-        raise
-    return embedder, store
-
-
-def _service(settings: Settings):
-    """The running `kb serve` for this store, or None to work in this process."""
-    from kb.service.client import find_service
-
-    return find_service(settings)
-
-
 def _print_report(report: dict, as_json: bool) -> None:
-    """An IngestReport as its dict (``as_dict()``): both ingest paths print through here."""
+    """An IngestReport as its dict (``as_dict()``), whichever backend made it."""
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return
@@ -102,196 +74,58 @@ def _print_report(report: dict, as_json: bool) -> None:
         print(f"  warning {w['path']}: {w['message']}")
 
 
-def _progress_bar(quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=0, unit="file", disable=quiet or None, dynamic_ncols=True)
-
-
-def _show_progress(bar, files_total: int, files_done: int, chunks: int, tokens_per_s: float) -> None:
-    bar.total = files_total
-    bar.n = files_done
-    bar.set_postfix_str(f"{chunks} chunks, {tokens_per_s:,.0f} tok/s", refresh=False)
-    bar.refresh()
-
-
-def _store_error_message(message: str) -> str:
-    return f"kb: {message}" + ("" if "rebuild" in message else " (kb ingest --rebuild re-embeds)")
-
-
-def _ingest_via_service(client, root: Path, args: argparse.Namespace) -> int:
-    from kb.service.client import ServiceError
-
-    try:
-        job = client.submit_folder(root.resolve(), rebuild=args.rebuild, exclude=args.exclude, origin="cli")
-    except ServiceError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    bar = _progress_bar(args.json)
-    bar.set_description_str(f"job {job['id']}", refresh=False)
-
-    def on_progress(j: dict) -> None:
-        p = j["progress"]
-        if p:
-            _show_progress(bar, p["files_total"], p["files_done"], p["chunks"], p["tokens_per_s"])
-
-    try:
-        job = client.wait(job["id"], on_progress)
-    except KeyboardInterrupt:
-        print(
-            f"\nkb: job {job['id']} goes on in the service ({client.base_url}/jobs/{job['id']})",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    except ServiceError as err:
-        print(f"kb: lost the service while waiting for job {job['id']}: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    finally:
-        bar.close()
-    if job["state"] == "failed":
-        store_error = job["error_type"] in {"StoreError", "FingerprintMismatch"}
-        print(_store_error_message(job["error"]) if store_error else f"kb: {job['error']}", file=sys.stderr)
-        return EXIT_FAIL
-    _print_report(job["report"], args.json)
-    return EXIT_OK
+def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1))
+        return
+    for h in hits:
+        print(f"{h.rank:>3}. {h.score:.4f}  {h.source}  {h.locator}")
+        print("      " + " ".join(h.text.split())[:200])
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from tqdm import tqdm
+
+    settings = settings_from(args)
     root = Path(args.dir)
     if not root.is_dir():
-        print(f"kb: {root} is not a folder", file=sys.stderr)
-        return EXIT_FAIL
-    client = _service(settings)
-    if client is not None:
-        return _ingest_via_service(client, root, args)
-    return _ingest_in_process(settings, root, args)
+        return fail(f"{root} is not a folder")
+    backend = open_backend(settings)
+    bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
 
-
-def _ingest_in_process(settings: Settings, root: Path, args: argparse.Namespace) -> int:
-    from ingest.model.download import ModelUnavailable
-    from ingest.pipeline import ChunkSettings, ingest_folder
-    from ingest.store import StoreError
+    def on_progress(p: IngestProgress) -> None:
+        bar.total, bar.n = p.files_total, p.files_done
+        bar.set_postfix_str(f"{p.chunks} chunks, {p.tokens_per_s:,.0f} tok/s", refresh=False)
+        bar.refresh()
 
     try:
-        embedder, store = _open(settings)
-    except (ModelUnavailable, StoreError) as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    bar = _progress_bar(args.json)
-
-    def on_progress(p) -> None:
-        _show_progress(bar, p.files_total, p.files_done, p.chunks, p.tokens_per_s)
-
-    try:
-        report = ingest_folder(
-            root,
-            embedder,
-            store,
-            ChunkSettings(settings.chunk_tokens, settings.chunk_overlap),
-            rebuild=args.rebuild,
-            exclude=args.exclude,
-            workers=settings.parse_workers,
-            on_progress=on_progress,
-            load_options=settings.load_options(),
-            limits=settings.ingest_limits(),
-        )
-    except StoreError as err:  # includes FingerprintMismatch
-        print(_store_error_message(str(err)), file=sys.stderr)
-        return EXIT_FAIL
+        report = backend.ingest(root, rebuild=args.rebuild, exclude=args.exclude, on_progress=on_progress)
     finally:
         bar.close()
-        embedder.close()
-        store.close()
-    _print_report(report.as_dict(), args.json)
+        backend.close()
+    _print_report(report, args.json)
     return EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if args.hybrid is None:
-        args.hybrid = settings.hybrid
-    client = _service(settings)
-    if client is not None:
-        return _search_via_service(client, args)
-    return _search_in_process(settings, args)
+    from ingest.store.base import SearchFilter
 
-
-def _search_in_process(settings: Settings, args: argparse.Namespace) -> int:
-    from ingest.model.download import ModelUnavailable
-    from ingest.store import SearchFilter, StoreError
-    from kb.search.query import SearchRequest, search
-
+    settings = settings_from(args)
+    flt = SearchFilter(
+        source_prefix=args.prefix,
+        source_glob=args.glob,
+        kinds=tuple(args.kind or ()),
+        exts=tuple(args.ext or ()),
+    )
+    hybrid = settings.hybrid if args.hybrid is None else args.hybrid
+    req = SearchRequest(args.query, k=args.k, rerank=args.rerank, hybrid=hybrid, filter=flt, task=args.task)
+    backend = open_backend(settings)
     try:
-        embedder, store = _open(settings)
-    except (ModelUnavailable, StoreError) as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    reranker = None
-    try:
-        if args.rerank:
-            from ingest.model.reranker import make_reranker
-
-            reranker = make_reranker(settings)
-        flt = SearchFilter(
-            source_prefix=args.prefix,
-            source_glob=args.glob,
-            kinds=tuple(args.kind or ()),
-            exts=tuple(args.ext or ()),
-        )
-        req = SearchRequest(
-            args.query, k=args.k, rerank=args.rerank, hybrid=args.hybrid, filter=flt, task=args.task
-        )
-        result = search(req, embedder, store, reranker)
-    except ModelUnavailable as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        hits = backend.search(req)
     finally:
-        if reranker:
-            reranker.close()
-        embedder.close()
-        store.close()
-    _print_hits(result.hits, args.json)
+        backend.close()
+    _print_hits(hits, args.json)
     return EXIT_OK
-
-
-def _search_via_service(client, args: argparse.Namespace) -> int:
-    from kb.service.client import ServiceError
-
-    try:
-        result = client.search(
-            args.query,
-            k=args.k,
-            rerank=args.rerank,
-            hybrid=args.hybrid,
-            prefix=args.prefix,
-            glob=args.glob,
-            kinds=args.kind or (),
-            exts=args.ext or (),
-            task=args.task,
-        )
-    except ServiceError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    _print_hits(result["hits"], args.json)
-    return EXIT_OK
-
-
-def _print_hits(hits: list[dict], as_json: bool) -> None:
-    """Hit records (``search.hit_record``): both search paths print through here."""
-    if as_json:
-        print(json.dumps(hits, ensure_ascii=False, indent=1))
-        return
-    for h in hits:
-        where = (
-            f"p. {h['page']}"
-            if h["page"]
-            else f"lines {h['line_start']}-{h['line_end']}"
-            if h["line_start"]
-            else " > ".join(h["heading_path"])
-        )
-        print(f"{h['rank']:>3}. {h['score']:.4f}  {h['source']}  {where}")
-        print("      " + " ".join(h["text"].split())[:200])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -303,12 +137,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kb.settings import LOOPBACK_HOSTS
 
     overrides = {"service_host": args.host, "service_port": args.port}
-    settings = _settings(args).model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = settings_from(args).model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         sessions_for(settings)  # before the model loads: team access on without accounts is one line
     except NoAccounts as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(err))
     if settings.service_host not in LOOPBACK_HOSTS and not settings.auth_enabled:
         print(
             f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off): "
@@ -320,8 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings
         )  # opened here so that a locked store or a missing model reads as one line
     except (ModelUnavailable, StoreError) as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(err))
     try:  # uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's shutdown closes the service), then re-raises
         uvicorn.run(
             create_app(settings, service),
@@ -364,7 +196,7 @@ def _register_ingest_search(sub) -> None:
     )
     se.add_argument("--prefix", help="only sources under this path prefix")
     se.add_argument("--glob", help="only sources matching this glob")
-    se.add_argument("--kind", action="append", choices=["pdf", "markdown", "code", "text"])
+    se.add_argument("--kind", action="append", choices=DOCUMENT_KINDS)
     se.add_argument("--ext", action="append", help="only these file extensions")
     se.add_argument("--task", help="instruction for the query (Qwen3)")
     se.add_argument("--json", action="store_true", help="print hits as a JSON array")
@@ -388,13 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_eval(sub) -> None:
-    from kb.tools.evaluate import register_cli
+    from kb.cli.eval import register_cli
 
     register_cli(sub)
 
 
 def _register_backup(sub) -> None:
-    from kb.tools.backup import register_cli
+    from kb.cli.backup import register_cli
 
     register_cli(sub)
 
@@ -417,7 +249,10 @@ _EXTRA: list = [
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as err:
+        return fail(str(err), err.code)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from ingest.records import Hit
 from ingest.sparse import query_sparse_vector
 from ingest.store.base import SearchFilter, Store
+from kb.contract import MAX_K, SearchHit
 
 RERANK_CANDIDATES = 20  # over-fetch for the reranker, then cut to k (chosen in README: Choosing the defaults)
-MAX_K = 200
 
 
 @dataclass(frozen=True)
@@ -28,28 +28,19 @@ class SearchRequest:
 
 @dataclass
 class SearchResult:
-    hits: list[dict] = field(default_factory=list)
+    hits: list[SearchHit] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    def to_json(self) -> dict:
+        return {
+            "hits": [h.to_json() for h in self.hits],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
 
-def hit_record(hit: Hit, rank: int, score: float | None = None, **scores: float | bool | None) -> dict:
-    """The stable, documented shape of a hit (the CLI's --json and the HTTP API return these)."""
-    p = hit.payload
-    return {
-        "rank": rank,
-        "id": hit.id,
-        "score": round(float(hit.score if score is None else score), 6),
-        "source": p.get("source"),
-        "kind": p.get("kind"),
-        "page": p.get("page"),
-        "line_start": p.get("line_start"),
-        "line_end": p.get("line_end"),
-        "heading_path": p.get("heading_path") or [],
-        "position": p.get("position"),
-        "text": p.get("text", ""),
-        "ocr": bool((p.get("meta") or {}).get("ocr")),
-        **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.items() if v is not None},
-    }
+
+def hit_record(hit: Hit, rank: int, score: float | None = None, **scores: float | bool | None) -> SearchHit:
+    """A store's hit as the typed record every caller gets (``SearchHit.to_json`` is its JSON)."""
+    return SearchHit.from_payload(hit.id, rank, hit.score if score is None else score, hit.payload, **scores)
 
 
 def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchResult:

@@ -6,7 +6,7 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
 - ``GET /health`` (cheap: which store it serves), ``GET /status`` (model, device, dim, points, model
   load time, patched engine, jobs by state, last ingest report)
 - ``POST /search`` {query, k, rerank, hybrid, prefix, glob, kinds, exts, task} →
-  {hits: [search.hit_record…], timings_ms}
+  {hits: [SearchHit.to_json()…], timings_ms}
 - ``POST /jobs/folder`` {path (absolute), rebuild, exclude, origin cli|ui|api} → the queued job;
   ``POST /jobs/upload`` (multipart files, optional field origin) → {job, files}; ``GET /jobs``,
   ``GET /jobs/{id}`` (state queued|running|done|failed, progress, report, error, origin, times)
@@ -178,7 +178,8 @@ async def search_endpoint(request: Request) -> Response:
         filter=flt,
         task=_field(body, "task", str),
     )
-    return JSONResponse(await run_in_threadpool(kb.search, req))
+    result = await run_in_threadpool(kb.search, req)
+    return JSONResponse(result.to_json())
 
 
 async def submit_folder(request: Request) -> Response:

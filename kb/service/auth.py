@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROLES = ("reader", "editor", "admin")
+from kb.contract import ROLES, role_at_least
+
 TOKEN_PREFIX = "kb_"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 MIN_PASSWORD = 8
@@ -39,10 +40,6 @@ FAILED_LOGINS_WINDOW_S = 300.0
 
 class AuthError(ValueError):
     """A bad name, password, role or token, or an account that does not exist."""
-
-
-def role_at_least(role: str, needed: str) -> bool:
-    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
 
 
 def hash_password(password: str) -> str:

@@ -30,21 +30,21 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ingest.loaders import kind_for
+from ingest.loaders import LoadOptions, kind_for
 from ingest.model.embedder import make_embedder
 from ingest.model.gpuinfo import query_vram
 from ingest.model.recipes import cut_dimension
-from ingest.pipeline import ChunkSettings, Progress, ingest_folder
+from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
 from ingest.records import point_id
 from ingest.store import make_store
-from kb.search.query import SearchRequest, search
+from kb.contract import UPLOAD_SCOPE
+from kb.search.query import SearchRequest, SearchResult, search
 from kb.service.jobs import Job, JobQueue, Upload
 from kb.settings import Settings
 from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
 
 log = logging.getLogger(__name__)
 
-UPLOAD_SCOPE = ".uploads/"
 UPLOADS_DIR = "uploads"
 JOBS_DB = "jobs.sqlite"
 FOLDER_ROOT_KEY = "folder_root"  # meta: the root of the last folder job that ran
@@ -198,14 +198,14 @@ class KbService:
                 Path(job.path),
                 self.embedder,
                 self.store,
-                ChunkSettings(s.chunk_tokens, s.chunk_overlap),
+                ChunkSettings.from_settings(s),
                 rebuild=job.rebuild,
                 exclude=job.exclude,
                 workers=s.parse_workers,
                 scope=UPLOAD_SCOPE if upload else "",
                 on_progress=on_progress,
-                load_options=s.load_options(),
-                limits=s.ingest_limits(),
+                load_options=LoadOptions.from_settings(s),
+                limits=IngestLimits.from_settings(s),
             )
         except _Interrupted:
             self.queue.requeue(job.id)
@@ -283,7 +283,7 @@ class KbService:
         return {"job": job.as_dict(), "files": stored, "rejected": rejected}
 
     # --- searching and embedding ------------------------------------------------------------------
-    def search(self, req: SearchRequest) -> dict[str, Any]:
+    def search(self, req: SearchRequest) -> SearchResult:
         if not req.rerank:
             result = search(req, self._queries, self.store)
         else:
@@ -293,7 +293,7 @@ class KbService:
 
                     self._reranker = make_reranker(self.settings)
                 result = search(req, self._queries, self.store, self._reranker)
-        return {"hits": result.hits, "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}
+        return result
 
     def embeddings(self, texts: list[str], dimensions: int | None) -> tuple[np.ndarray, int]:
         vectors = self.embedder.embed_documents(texts)

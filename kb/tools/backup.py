@@ -22,12 +22,10 @@ server) can differ between export and import.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,15 +35,13 @@ from typing import Any
 import numpy as np
 
 from ingest.sparse import SparseVector
-from ingest.store.base import FingerprintMismatch, Point, Store, StoreError
-from kb.settings import Settings
+from ingest.store.base import Point, Store, StoreError
 
 FORMAT = "kb-backup"
 VERSION = 1
 IMPORT_BATCH = 256  # points per upsert
 PARTIAL_SUFFIX = ".partial"
 GZIP_LEVEL = 6
-EXIT_OK, EXIT_FAIL = 0, 1
 
 
 class BackupError(Exception):
@@ -193,72 +189,3 @@ def import_collection(
     store.upsert(batch)
     store.flush()
     return info
-
-
-# ----------------------------------------------------------------------------------------------
-# the command line (listed in cli._EXTRA)
-
-
-def register_cli(sub) -> None:
-    exp = sub.add_parser(
-        "export", help="write the whole collection (vectors, payloads, fingerprint) to a file"
-    )
-    exp.add_argument("path", type=Path, help="backup file to write (gzip JSONL, e.g. kb-backup.jsonl.gz)")
-    exp.set_defaults(func=cmd_export)
-    imp = sub.add_parser("import", help="load a backup made by `kb export` into the collection")
-    imp.add_argument("path", type=Path, help="backup file to read")
-    imp.add_argument(
-        "--force",
-        "--rebuild",
-        action="store_true",
-        help="drop the collection first (needed when its fingerprint differs)",
-    )
-    imp.set_defaults(func=cmd_import)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(**({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}))
-
-
-def _run_on_store(args: argparse.Namespace, work, done: str) -> int:
-    """Open the configured store, run ``work(store, settings)``, print ``done`` with its result;
-    every failure is one line on stderr."""
-    from ingest.store import make_store
-
-    settings = _settings(args)
-    try:
-        store = make_store(settings)
-    except StoreError as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    try:
-        info = work(store, settings)
-    except FingerprintMismatch as err:
-        print(
-            f"kb: the backup's {str(err).replace('rebuild the collection', 'import with --force to replace it')}",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    except (BackupError, StoreError, OSError) as err:
-        print(f"kb: {err}", file=sys.stderr)
-        return EXIT_FAIL
-    finally:
-        store.close()
-    print(done.format(points=info.points, dim=info.dim, path=args.path))
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    return _run_on_store(
-        args,
-        lambda store, settings: export_collection(store, args.path, settings.collection),
-        "exported {points} points (dim {dim}) to {path}",
-    )
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    return _run_on_store(
-        args,
-        lambda store, settings: import_collection(store, args.path, force=args.force),
-        "imported {points} points (dim {dim}) from {path}",
-    )

@@ -579,7 +579,9 @@ def test_kb_ocr_settings_become_load_options(monkeypatch):
     monkeypatch.setenv("KB_OCR", "off")
     monkeypatch.setenv("KB_OCR_PAGE_TIMEOUT_S", "12.5")
     monkeypatch.setenv("KB_OCR_MAX_PAGES", "7")
-    assert Settings().load_options() == LoadOptions(ocr="off", ocr_page_timeout_s=12.5, ocr_max_pages=7)
+    assert LoadOptions.from_settings(Settings()) == LoadOptions(
+        ocr="off", ocr_page_timeout_s=12.5, ocr_max_pages=7
+    )
 
 
 def test_load_options_cross_process_boundaries():

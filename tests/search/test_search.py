@@ -13,6 +13,7 @@ from ingest.model.engine import LlamaModel
 from ingest.model.reranker import Reranker
 from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.store import SearchFilter, make_store
+from kb.contract import SearchHit
 from kb.search.query import SearchRequest, search
 from tests.helpers import modelgen
 
@@ -49,9 +50,9 @@ def reranker():
 def test_chinese_keyword_found_by_sparse_signal_alone(corpus):
     _, store, emb = corpus
     hits = search(SearchRequest("向量数据库", k=3, dense=False), emb, store).hits
-    assert hits and hits[0]["source"] == "zh/db.md"
+    assert hits and hits[0].source == "zh/db.md"
     hits = search(SearchRequest("烤鸭", k=3, dense=False), emb, store).hits
-    assert hits and hits[0]["source"] == "zh/food.md"
+    assert hits and hits[0].source == "zh/food.md"
 
 
 def test_query_without_lexical_overlap_still_returns_dense_hits(corpus):
@@ -69,18 +70,18 @@ def test_odd_queries_never_crash(corpus, reranker, query, mode):
     hits = search(req, emb, store, reranker).hits
     assert hits == [] if not query.strip() else len(hits) == 3
     if mode == "rerank" and hits:
-        assert all(0.0 <= h["rerank_score"] <= 1.0 and "retrieval_score" in h for h in hits)
-        assert [h["rerank_score"] for h in hits] == sorted((h["rerank_score"] for h in hits), reverse=True)
+        assert all(0.0 <= h.rerank_score <= 1.0 and h.retrieval_score is not None for h in hits)
+        assert [h.rerank_score for h in hits] == sorted((h.rerank_score for h in hits), reverse=True)
 
 
 def test_filters(corpus):
     _, store, emb = corpus
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(source_prefix="zh")), emb, store).hits
-    assert {h["source"] for h in hits} == {"zh/db.md", "zh/food.md"}
+    assert {h.source for h in hits} == {"zh/db.md", "zh/food.md"}
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(kinds=("code",))), emb, store).hits
-    assert [h["source"] for h in hits] == ["code/util.py"] and hits[0]["line_start"] == 1
+    assert [h.source for h in hits] == ["code/util.py"] and hits[0].line_start == 1
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(source_glob="*.txt")), emb, store).hits
-    assert [h["source"] for h in hits] == ["en/garden.txt"]
+    assert [h.source for h in hits] == ["en/garden.txt"]
 
 
 def test_cli_json_equals_search_core(corpus):
@@ -104,5 +105,6 @@ def test_cli_json_equals_search_core(corpus):
     )
     assert out.returncode == 0, out.stderr
     cli = json.loads(out.stdout)
-    assert [(h["id"], h["source"]) for h in cli] == [(h["id"], h["source"]) for h in core]
-    assert [h["score"] for h in cli] == pytest.approx([h["score"] for h in core], abs=1e-4)
+    assert [(h["id"], h["source"]) for h in cli] == [(h.id, h.source) for h in core]
+    assert [h["score"] for h in cli] == pytest.approx([h.score for h in core], abs=1e-4)
+    assert [SearchHit.from_json(h).to_json() == h for h in cli] == [True] * len(cli)  # one JSON shape

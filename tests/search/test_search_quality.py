@@ -66,7 +66,7 @@ def kb(tmp_path_factory):
 @pytest.mark.parametrize("hybrid", [False, True])
 def test_right_passage_first_for_most_queries(kb, hybrid):
     emb, store = kb
-    firsts = [search(SearchRequest(q, k=3, hybrid=hybrid), emb, store).hits[0]["source"] for q, _ in QUERIES]
+    firsts = [search(SearchRequest(q, k=3, hybrid=hybrid), emb, store).hits[0].source for q, _ in QUERIES]
     right = sum(got == want for got, (_, want) in zip(firsts, QUERIES))
     print(f"\nhybrid={hybrid}: right passage first for {right}/{len(QUERIES)}")
     assert right >= 8

@@ -17,11 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_service import Service, free_port, kb_env
 
 from kb.service.api import PUBLIC, ROUTES
 from kb.service.auth import FAILED_LOGINS_MAX, Accounts, AuthError, Sessions
 from kb.service.client import KbClient, ServiceError
+from tests.service.test_service import Service, free_port, kb_env
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]

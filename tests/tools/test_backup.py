@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient
-from test_store import SCORE_RTOL, ranked_groups
 
 from ingest.loaders import LoadOptions
 from ingest.pipeline import ChunkSettings, ingest_folder
@@ -28,6 +27,7 @@ from ingest.sparse import query_sparse_vector
 from ingest.store import EdgeStore, FingerprintMismatch, ServerStore, make_store
 from kb.tools.backup import BackupError, export_collection, import_collection, read_info
 from tests.helpers.corpus import write_markdown
+from tests.store.test_store import SCORE_RTOL, ranked_groups
 
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = [

@@ -14,6 +14,7 @@ import pytest
 from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.store import make_store
 from kb.cli.main import main as kb_main
+from kb.contract import SearchHit
 from kb.settings import Settings
 from kb.tools.evaluate import (
     DEPTH,
@@ -149,7 +150,7 @@ def test_summarize_means_and_latency():
 
 
 def hit(source="a.md", page=None, start=None, end=None, text="x"):
-    return {"source": source, "page": page, "line_start": start, "line_end": end, "text": text}
+    return SearchHit(1, "id", 1.0, source, "text", text, page=page, line_start=start, line_end=end)
 
 
 def test_source_must_match():
@@ -349,7 +350,7 @@ def test_shipped_traps_set():
 def test_shipped_code_set_points_at_existing_definitions():
     queries = load_test_set(EVAL_DIR / "code.jsonl")
     assert len(queries) >= 20
-    _check_references(queries, REPO / "ingest")
+    _check_references(queries, REPO)
 
 
 # --- reports ---------------------------------------------------------------------------------------
