@@ -8,7 +8,7 @@ DIR    ?= docs/
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: help install install-test system-test-deps run ingest search test lint bench eval clean
+.PHONY: help install install-test system-test-deps run ingest search test test-fast lint bench eval eval-minilm clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,9 +56,13 @@ ingest: install  ## index a folder: make ingest DIR=docs/
 test: install-test  ## the whole test suite (CPU, offline)
 	$(BIN)/python -m pytest -q
 
-lint: install-test  ## ruff format check and lint
+test-fast: install-test  ## the suite without the tests marked slow (under 2 minutes): run it while working
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install-test  ## ruff format check and lint, then the type checker (strict on the core)
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
 	$(BIN)/ruff check ingest kb app tests bench && $(BIN)/ruff format --check ingest kb app tests bench
+	$(BIN)/python -m mypy
 
 # peers: the stock engine (.venv-stock) and llama.cpp's own llama-server built from the same sources and
 # patch (cached binary, see scripts/build_llama_server.sh), whose path reaches the bench as KB_LLAMA_SERVER

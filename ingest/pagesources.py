@@ -32,10 +32,9 @@ class PageSources:
         if not meta or "pages_text" not in meta:
             return None
         try:
-            return cls(
-                *(int(meta.get(key) or 0) for key in META_KEYS[:4]),
-                unreadable=tuple(int(p) for p in meta.get("pages_unreadable") or ()),
-            )
+            pages, text, fallback, ocr = (int(meta.get(key) or 0) for key in META_KEYS[:4])
+            unreadable = tuple(int(p) for p in meta.get("pages_unreadable") or ())
+            return cls(pages, text, fallback, ocr, unreadable)
         except (TypeError, ValueError):
             return None
 

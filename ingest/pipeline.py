@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.chunking import chunk_document
 from ingest.discover import discover
@@ -352,7 +353,7 @@ def ingest_folder(
     on_progress(progress)
     writer = _Writer(embedder, store, report, progress, on_progress, limits.embed_batch_tokens)
     hard_max = embedder.max_tokens
-    with ParsePool(workers, limits.parse, load_options) as pool:
+    with ParsePool[Any](workers, limits.parse, load_options) as pool:
         for (rel, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
             progress.current = rel
             progress.files_done += 1

@@ -86,8 +86,8 @@ class Hit:
 
     @property
     def text(self) -> str:
-        return self.payload.get("text", "")
+        return str(self.payload.get("text", ""))
 
     @property
     def source(self) -> str:
-        return self.payload.get("source", "")
+        return str(self.payload.get("source", ""))

@@ -63,6 +63,9 @@ class SearchHit:
     def from_payload(
         cls, id: str, rank: int, score: float, payload: dict[str, Any], **scores: float | bool | None
     ) -> SearchHit:
+        unknown = set(scores) - set(cls._OPTIONAL)
+        if unknown:
+            raise TypeError(f"unknown hit fields: {', '.join(sorted(unknown))}")
         """A stored point's payload (``Chunk.payload()``) as a hit at ``rank``."""
         return cls(
             rank=rank,
@@ -77,7 +80,9 @@ class SearchHit:
             line_end=payload.get("line_end"),
             heading_path=tuple(payload.get("heading_path") or ()),
             ocr=bool((payload.get("meta") or {}).get("ocr")),
-            **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.items() if v is not None},
+            retrieval_score=_round(scores.get("retrieval_score")),
+            rerank_score=_round(scores.get("rerank_score")),
+            reranked_window=_flag(scores.get("reranked_window")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +109,14 @@ class SearchHit:
         if self.line_start:
             return f"lines {self.line_start}-{self.line_end}"
         return " > ".join(self.heading_path)
+
+
+def _round(value: float | bool | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _flag(value: float | bool | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 # --- team access -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from app.client import ServiceError, connect, failed, settings
@@ -97,7 +99,7 @@ for hit in hits:
         st.caption(escape_md(" · ".join(x for x in about if x)))
         st.download_button(
             "Download",
-            data=lambda source=hit["source"]: c.fetch_file(source),
+            data=functools.partial(c.fetch_file, hit["source"]),
             file_name=name,
             key=f"hit_download_{hit['rank']}",
             on_click="ignore",

@@ -21,17 +21,17 @@ except ServiceError as err:
     failed(err, "read the status")
     st.stop()
 
-dim = s.get("dim", s.get("collection_dim", "?"))
+dim = s.get("dim", "?")
 native = s.get("native_dim")
-model = Path(str(s.get("model_path") or s.get("model", "?"))).name
+model = Path(str(s.get("model_path") or "?")).name
 engine = "patched llama.cpp" if s.get("patched_engine") else "stock llama.cpp"
 st.markdown(f"**Model** {escape_md(model)} · {engine}", help=escape_md(str(s.get("model", ""))))
 cols = st.columns([1, 2, 1, 1, 1])  # the VRAM figure is the longest
 cols[0].metric("Device", str(s.get("device", "?")))
 cols[1].metric("VRAM", vram_label(s), help=escape_md(str((s.get("vram") or {}).get("gpu", ""))) or None)
 cols[2].metric("Dimension", f"{dim}" + (f" of {native}" if native and native != dim else ""))
-cols[3].metric("Chunks stored", f"{s.get('points', s.get('collection_size', 0)):,}")
-cols[4].metric("Model load", f"{s.get('model_load_s', s.get('load_seconds', 0.0)):.1f} s")
+cols[3].metric("Chunks stored", f"{s.get('points', 0):,}")
+cols[4].metric("Model load", f"{s.get('model_load_s', 0.0):.1f} s")
 
 details = {
     "data folder": s.get("data_dir"),
@@ -49,7 +49,7 @@ st.table(
 )
 
 st.subheader("Last ingest")
-last = s.get("last_ingest") or (s.get("last_report") and {"report": s["last_report"]})
+last = s.get("last_ingest")
 if not last:
     st.info("Nothing has been ingested through this service yet.")
 else:

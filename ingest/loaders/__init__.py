@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ingest.loaders import code, markdown, pdf, text
 from ingest.loaders.base import Document, LoadError, LoadOptions
@@ -110,7 +110,7 @@ UNSUPPORTED_SUFFIXES = frozenset(
 )
 
 
-def loader_for(path: Path) -> Loader | None:
+def loader_for(path: PurePath) -> Loader | None:
     """The loader a file would get by its suffix (plain text for unknown ones), None if unsupported."""
     suffix = path.suffix.lower()
     if suffix in UNSUPPORTED_SUFFIXES:
@@ -118,7 +118,7 @@ def loader_for(path: Path) -> Loader | None:
     return LOADERS.get(suffix, FALLBACK)
 
 
-def kind_for(path: Path) -> str | None:
+def kind_for(path: PurePath) -> str | None:
     """The kind ("pdf", "markdown", "code", "text") by suffix; None for a suffix never indexed.
 
     Unknown suffixes give "text": whether the content really is text is decided by :func:`load`.

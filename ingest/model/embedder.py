@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 
@@ -32,16 +32,6 @@ QUERY_CONTEXT_TOKENS = 8192
 
 class InputTooLong(ValueError):
     """A text has more tokens than the model's context; split it first."""
-
-
-class EmbedderProtocol(Protocol):
-    dim: int
-    max_tokens: int
-
-    def count_tokens(self, text: str) -> int: ...
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
-    def embed_query(self, text: str, task: str | None = None) -> np.ndarray: ...
-    def fingerprint(self) -> dict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +216,7 @@ class Embedder:
         return cut_dimension(l2_normalize(raw), self.dim)
 
     # --- identity -------------------------------------------------------------------------------
-    def fingerprint(self) -> dict:
+    def fingerprint(self) -> dict[str, Any]:
         """What makes two vector spaces the same: a mismatch means re-embedding."""
         return {
             "model": self.model.path.name,

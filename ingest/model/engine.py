@@ -68,10 +68,6 @@ def patch_level() -> int:
     return int(fn())
 
 
-def gpu_offload_supported() -> bool:
-    return bool(_llama().llama_supports_gpu_offload())
-
-
 @dataclass(frozen=True, slots=True)
 class ContextConfig:
     n_ctx: int = 32768  # longest sequence (tokens); also the KV cache size

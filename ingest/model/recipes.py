@@ -68,7 +68,8 @@ def ensure_end_token(tokens: list[int], end_id: int | None, tokenizer_appends: b
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalized: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalized
 
 
 def cut_dimension(vectors: np.ndarray, dim: int | None) -> np.ndarray:

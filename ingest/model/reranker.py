@@ -9,12 +9,12 @@ A document longer than the context is scored on its best window; the hit says so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ingest.model.embedder import resolve_model
 from ingest.model.engine import ContextConfig, LlamaModel
+from ingest.model.protocols import RerankScore
 from kb.settings import DEFAULT_QUERY_TASK, Settings
 
 PREFIX = (
@@ -29,12 +29,6 @@ WINDOW_OVERLAP = 128
 
 def format_pair(query: str, document: str, instruction: str = DEFAULT_INSTRUCTION) -> str:
     return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
-
-
-@dataclass(frozen=True, slots=True)
-class RerankScore:
-    score: float  # p(yes)
-    windowed: bool  # the document was longer than the context: scored on its best window
 
 
 class Reranker:

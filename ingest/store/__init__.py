@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.store.base import FileState, FingerprintMismatch, Point, SearchFilter, Store, StoreError
 from kb.settings import Settings
@@ -47,7 +47,7 @@ def connect(url: str, api_key: str | None, ca_cert: Path | None = None) -> Qdran
     from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
     # the version check runs in a background thread and can only warn; the probe below reports instead
-    tls = {"verify": str(ca_cert)} if ca_cert else {}  # passed on to the HTTP client
+    tls: dict[str, Any] = {"verify": str(ca_cert)} if ca_cert else {}  # passed on to the HTTP client
     client = QdrantClient(url=url, api_key=api_key, check_compatibility=False, **tls)
     try:
         client.get_collections()

@@ -17,9 +17,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from ingest.pagesources import PageSources
 from ingest.records import Hit
 from ingest.sparse import SparseVector
+
+Vector = Sequence[float] | np.ndarray  # a dense vector: a list, a tuple or a numpy array
 
 DEFAULT_K = 10
 
@@ -47,7 +51,7 @@ class Point:
     """One chunk as stored: ``vector`` may be a numpy array."""
 
     id: str
-    vector: Sequence[float]
+    vector: Vector
     payload: dict[str, Any]
     sparse: SparseVector | None = None
 
@@ -120,7 +124,7 @@ class Store(Protocol):
 
     def search(
         self,
-        dense: Sequence[float] | None = None,
+        dense: Vector | None = None,
         sparse: SparseVector | None = None,
         k: int = DEFAULT_K,
         flt: SearchFilter | None = None,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ingest.pagesources import META_KEYS, PageSources
 from ingest.sparse import SparseVector
-from ingest.store.base import FileState, Point, SearchFilter
+from ingest.store.base import FileState, Point, SearchFilter, Vector
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -36,7 +36,7 @@ _GLOB_CHARS = "*?["
 KeywordCondition = tuple[str, tuple[str, ...]]
 
 
-def as_floats(vector: Sequence[float]) -> list[float]:
+def as_floats(vector: Vector) -> list[float]:
     """A vector (list, tuple or numpy array) as a list of Python floats."""
     tolist = getattr(vector, "tolist", None)
     return [float(x) for x in (tolist() if tolist else vector)]

@@ -31,7 +31,15 @@ import qdrant_edge as qe
 
 from ingest.records import Hit
 from ingest.sparse import SparseVector
-from ingest.store.base import DEFAULT_K, FileState, FingerprintMismatch, Point, SearchFilter, StoreError
+from ingest.store.base import (
+    DEFAULT_K,
+    FileState,
+    FingerprintMismatch,
+    Point,
+    SearchFilter,
+    StoreError,
+    Vector,
+)
 from ingest.store.common import (
     DENSE,
     HIDDEN_FIELDS,
@@ -289,7 +297,7 @@ class EdgeStore:
 
     def search(
         self,
-        dense: Sequence[float] | None = None,
+        dense: Vector | None = None,
         sparse: SparseVector | None = None,
         k: int = DEFAULT_K,
         flt: SearchFilter | None = None,

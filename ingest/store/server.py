@@ -18,7 +18,15 @@ from qdrant_client.http.exceptions import ApiException
 
 from ingest.records import Hit
 from ingest.sparse import SparseVector
-from ingest.store.base import DEFAULT_K, FileState, FingerprintMismatch, Point, SearchFilter, StoreError
+from ingest.store.base import (
+    DEFAULT_K,
+    FileState,
+    FingerprintMismatch,
+    Point,
+    SearchFilter,
+    StoreError,
+    Vector,
+)
 from ingest.store.common import (
     DENSE,
     HIDDEN_FIELDS,
@@ -219,7 +227,7 @@ class ServerStore:
 
     def search(
         self,
-        dense: Sequence[float] | None = None,
+        dense: Vector | None = None,
         sparse: SparseVector | None = None,
         k: int = DEFAULT_K,
         flt: SearchFilter | None = None,

@@ -153,7 +153,8 @@ class ServiceBackend:
         if job["state"] == "failed":
             store_error = job["error_type"] in {"StoreError", "FingerprintMismatch"}
             raise CommandError(store_error_message(job["error"]) if store_error else job["error"])
-        return job["report"]
+        report: dict[str, Any] = job["report"]
+        return report
 
     def search(self, req: SearchRequest) -> list[SearchHit]:
         from kb.service.client import ServiceError

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from ingest.model.protocols import PassageReranker, TextEmbedder
 from ingest.records import Hit
 from ingest.sparse import query_sparse_vector
 from ingest.store.base import SearchFilter, Store
@@ -31,7 +33,7 @@ class SearchResult:
     hits: list[SearchHit] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "hits": [h.to_json() for h in self.hits],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
@@ -43,7 +45,9 @@ def hit_record(hit: Hit, rank: int, score: float | None = None, **scores: float 
     return SearchHit.from_payload(hit.id, rank, hit.score if score is None else score, hit.payload, **scores)
 
 
-def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchResult:
+def search(
+    req: SearchRequest, embedder: TextEmbedder, store: Store, reranker: PassageReranker | None = None
+) -> SearchResult:
     timings: dict[str, float] = {}
     query = req.query.strip()
     k = max(1, min(req.k, MAX_K))
@@ -87,7 +91,7 @@ def search(req: SearchRequest, embedder, store: Store, reranker=None) -> SearchR
     )
 
 
-def _default_task(embedder) -> str:
+def _default_task(embedder: TextEmbedder) -> str:
     from ingest.model.reranker import DEFAULT_INSTRUCTION
 
     return getattr(embedder, "query_task", "") or DEFAULT_INSTRUCTION

@@ -32,7 +32,7 @@ set) and rebuild (``auth.py``).
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -204,7 +204,7 @@ class _TooLarge(Exception):
     pass
 
 
-async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
     seen = 0
     async for chunk in stream:
         seen += len(chunk)
@@ -441,7 +441,7 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        kb = service or await run_in_threadpool(KbService, settings)
+        kb: KbService = service if service is not None else await run_in_threadpool(KbService, settings)
         kb.start()
         app.state.kb = kb
         try:
@@ -456,7 +456,7 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
     ipv4_loopback = LOOPBACK - {"::1"}  # Starlette's host check cannot parse bracketed IPv6 hosts
     if settings.service_host in ipv4_loopback:  # DNS rebinding: only loopback names reach a loopback bind
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=sorted(ipv4_loopback)))
-    handlers = {ApiError: _error, **{kind: _error for kind in STATUS_OF}}
+    handlers: dict[Any, Any] = {ApiError: _error, **{kind: _error for kind in STATUS_OF}}
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.sessions = sessions
     return app

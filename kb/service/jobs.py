@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATES = ("queued", "running", "done", "failed")
 KINDS = ("folder", "upload")
 ORIGINS = ("cli", "ui", "api")
 LIST_LIMIT = 100

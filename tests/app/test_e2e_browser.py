@@ -44,10 +44,13 @@ HOSTILE_TEXT = (
     ":red[not red] $not math$ https://example.com/page www.example.com someone@example.com\n"
 )
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
+]
 
 
 def free_port() -> int:

@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ingest.store import make_store
 from kb.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK_TOKENS = 32

@@ -44,6 +44,7 @@ def store(qwen3_settings, tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 def test_hostile_files_are_reported_bounded_and_good_ones_go_in(qwen3_embedder, store, tmp_path):
     docs = tmp_path / "docs"
     expected = write_hostile(docs)
@@ -116,6 +117,7 @@ def _point(store, source: str) -> str:
     return point_id(source, 0)
 
 
+@pytest.mark.slow
 def test_a_worker_lost_mid_file_costs_that_file_only(tmp_path):
     """Workers killed for time and memory are replaced; the files queued behind them still parse,
     in order, and a second pool over the same files gives the same results."""

@@ -64,6 +64,7 @@ def test_second_run_writes_nothing_and_edits_reembed_only_that_file(env):
     assert "wasps" in hit.text and hit.payload["file_hash"] == store.file_states()["b.md"].file_hash
 
 
+@pytest.mark.slow
 def test_shrinking_deleting_and_renaming_leave_no_stale_points(env):
     docs, store, emb = env
     write(docs / "big.md", long_markdown(8))
@@ -115,6 +116,7 @@ def test_fingerprint_mismatch_stops_and_rebuild_reembeds(env):
     assert report.indexed == ["a.md"] and store.count() == 1
 
 
+@pytest.mark.slow
 def test_30k_token_markdown_is_one_chunk_when_the_target_allows(qwen3_gguf, tmp_path):
     from kb.settings import Settings
 

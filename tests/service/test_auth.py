@@ -252,6 +252,7 @@ def test_serve_will_not_listen_with_team_access_and_no_accounts(qwen3_gguf, tmp_
     assert "kb user add" in out.stderr and "accounts" in out.stderr
 
 
+@pytest.mark.slow
 def test_user_and_token_commands_edit_the_accounts_file(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KB_")}, "KB_DATA_DIR": str(tmp_path)}
 

@@ -416,6 +416,7 @@ def job_states(svc: Service) -> dict[str, str]:
         db.close()
 
 
+@pytest.mark.slow
 def test_jobs_resume_after_crash_and_stop_and_cli_paths_agree(own_service, tmp_path, monkeypatch, capsys):
     svc = own_service.start()
     names = write_docs(tmp_path / "docs", 12, stem="kept")

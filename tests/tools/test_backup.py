@@ -211,6 +211,7 @@ def _kb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_kb_import_and_kb_export_commands(exported, tmp_path):
     source, path, info = exported
     done = _kb("--data-dir", str(tmp_path / "b"), "import", str(path), cwd=tmp_path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from kb.contract import EVAL_LABELS, EVAL_LATENCY, EVAL_QUALITY, RERANK_DEPTHS, SearchHit
+from kb.contract import EVAL_LABELS, EVAL_LATENCY, EVAL_QUALITY, SearchHit
+from kb.contract import RERANK_DEPTHS as RERANK_DEPTHS  # noqa: PLC0414 (re-exported)
 from kb.tools.evaluate.testset import Reference
 
 QUALITY = EVAL_QUALITY  # metric names, in table order (kb.contract: the app shows them too)

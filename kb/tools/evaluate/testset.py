@@ -71,14 +71,14 @@ def _query(obj: Any, where: str, n: int) -> EvalQuery:
     return EvalQuery(query.strip(), refs, lang, category, n)
 
 
-def _check_fields(obj: dict, known: set[str], where: str) -> None:
+def _check_fields(obj: dict[str, Any], known: set[str], where: str) -> None:
     if unknown := sorted(set(obj) - known):
         raise EvalSetError(
             f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
 
 
-def _optional_str(obj: dict, key: str, where: str) -> str | None:
+def _optional_str(obj: dict[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise EvalSetError(f'{where}: "{key}" must be a non-empty string')
@@ -112,7 +112,9 @@ def _reference(obj: Any, where: str) -> Reference:
     return Reference(source.strip().replace("\\", "/").removeprefix("./"), page, lines, snippet)
 
 
-def select(queries: Iterable[EvalQuery], langs: Iterable[str] = (), categories: Iterable[str] = ()) -> list:
+def select(
+    queries: Iterable[EvalQuery], langs: Iterable[str] = (), categories: Iterable[str] = ()
+) -> list[EvalQuery]:
     """The queries with one of ``langs`` and one of ``categories`` (an empty filter keeps all)."""
     lang_set, category_set = set(langs), set(categories)
     return [
