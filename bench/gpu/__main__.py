@@ -60,13 +60,16 @@ def plan(dry: bool, big: bool, build: Path, reference_dir: Path, server: str | N
     if dry:
         emb = {"tiny-f16": modelgen.ModelSpec(ftype="f16")}
         query, reranker = modelgen.ModelSpec(), modelgen.ModelSpec(kind="reranker")
-        ingest = {"length": 64, "inputs": 32, "reps": 1, "contexts": [1, 2], "unpatched_inputs": 16}
-        cases, points, dim, queries, ocr_lines = [[64, 8, 1, 512]], 2_000, 64, 20, 3
+        ingest = {"length": 64, "inputs": 32, "reps": 1, "configs": [[2, True]]}
+        ingest |= {"unpatched_inputs": 16, "unpatched_splits": [False]}
+        cases, points, dim, queries, ocr_lines = [[64, 8, 1, 512]], 1_000, 64, 10, 1
     else:
         q06 = modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="q8_0")
         emb = {"0.6b-f16": modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="f16"), "0.6b-q8_0": q06}
         query, reranker = q06, modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="q8_0", kind="reranker")
-        ingest = {"length": 256, "inputs": 512, "reps": 3, "contexts": [1, 2, 4], "unpatched_inputs": 128}
+        configs = [[k, split] for k in (1, 2, 4) for split in (False, True)]
+        ingest = {"length": 256, "inputs": 512, "reps": 3, "configs": configs}
+        ingest |= {"unpatched_inputs": 128, "unpatched_splits": [False, True]}
         cases, points, dim, queries, ocr_lines = (
             [[256, 32, 10, 8192], [2048, 4, 10, 8192]],
             100_000,
@@ -102,7 +105,7 @@ def plan(dry: bool, big: bool, build: Path, reference_dir: Path, server: str | N
         },
         "big": {
             "models": {k: _spec(v) for k, v in big_models.items()},
-            "ingest": {**ingest, "contexts": [1, 2], "inputs": 256},
+            "ingest": {**ingest, "configs": [[1, False], [1, True], [2, False], [2, True]], "inputs": 256},
             "peer_cases": cases,
             "peers": False,
         },
@@ -134,18 +137,29 @@ def _big_shapes() -> None:
     )
 
 
+VERSIONS = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "numpy": "numpy",
+    "onnxruntime": "onnxruntime",
+    "onnxruntime-gpu": "onnxruntime-gpu",
+    "llama-cpp-python": "llama_cpp_python",
+    "qdrant-edge-py": "qdrant-edge-py",
+    "rapidocr-onnxruntime": "rapidocr-onnxruntime",
+}
+
+
 def _versions(python: str) -> dict:
+    """The versions of what the sections import, as ``python`` sees them (None: absent)."""
     code = (
-        "import json, importlib\nout = {}\n"
-        "for m in ('torch', 'transformers', 'numpy', 'onnxruntime', 'llama_cpp', 'qdrant_edge', 'rapidocr_onnxruntime'):\n"
-        "    try:\n        out[m] = getattr(importlib.import_module(m), '__version__', 'present')\n"
-        "    except Exception as e:\n        out[m] = None\n"
-        "try:\n    import torch; out['torch_cuda'] = torch.cuda.is_available()\nexcept Exception:\n    pass\n"
+        "import json, importlib.metadata as md\nout = {}\n"
+        f"for k, d in {VERSIONS!r}.items():\n"
+        "    try:\n        out[k] = md.version(d)\n    except md.PackageNotFoundError:\n        out[k] = None\n"
         "print(json.dumps(out))"
     )
     try:
         res = subprocess.run(
-            [python, "-c", code], capture_output=True, text=True, timeout=120, env=python_env()
+            [python, "-c", code], capture_output=True, text=True, timeout=60, env=python_env(), check=False
         )
         return json.loads(res.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):

@@ -142,7 +142,7 @@ def reference_specs(dry: bool) -> dict:
     from tests.helpers import modelgen
 
     if dry:
-        return {"tiny-f32": modelgen.ModelSpec(), "tiny-q8_0": modelgen.ModelSpec(ftype="q8_0")}
+        return {"tiny-f32": modelgen.ModelSpec()}
     return {
         "tiny-f32": modelgen.ModelSpec(),
         "0.6b-f16": modelgen.ModelSpec(shape=modelgen.QWEN3_0_6B, ftype="f16"),

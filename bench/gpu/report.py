@@ -23,7 +23,7 @@ def _unpatched_ratio(s: dict) -> tuple[float, str] | None:
     ratios = [
         (kb[(u["model"], u["contexts"], u["kv_split"])] / u["tok_s"], u)
         for u in _ingest_rows(s, "unpatched")
-        if (u["model"], u["contexts"], u["kv_split"]) in kb
+        if (u["model"], u["contexts"], u["kv_split"]) in kb and u["patch_level"] == 0  # the switch took
     ]
     if not ratios:
         return None

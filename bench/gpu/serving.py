@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.gpu.common import Recorder
+from bench.gpu.parity import spec_from_json
 
 STORE_DONE = "filled.json"
 
 
 def prepare_models(args: dict, rec: Recorder) -> None:
     """Build every GGUF the run needs (cached by modelgen), the parity ones with their SHA-256."""
-    from bench.gpu.parity import sha256, spec_from_json
+    from bench.gpu.parity import sha256
     from tests.helpers import modelgen
 
     for name, spec_json in args["models"].items():
@@ -68,6 +69,7 @@ def latency_section(args: dict, rec: Recorder) -> None:
     from ingest.model.gpuinfo import query_vram
     from ingest.model.recipes import QWEN3
     from ingest.store.edge import EdgeStore
+    from tests.helpers import modelgen
 
     root = Path(args["store"])
     deadline = time.monotonic() + args.get("wait_store_s", 0)
@@ -77,7 +79,7 @@ def latency_section(args: dict, rec: Recorder) -> None:
         raise RuntimeError(f"the store under {root} was not filled in time")
     fill = json.loads((root / STORE_DONE).read_text())
     rec.set("fill", fill)
-    model = LlamaModel(Path(args["model"]))
+    model = LlamaModel(modelgen.build(spec_from_json(args["spec"])))
     emb = Embedder(model, QWEN3, None, EngineConfig(n_ctx=2048, n_batch=2048, n_ubatch=512), "bench")
     corpus = latency.Corpus()
     texts = [corpus.query() for _ in range(args["queries"])]
@@ -98,8 +100,10 @@ def latency_section(args: dict, rec: Recorder) -> None:
 def rerank_section(args: dict, rec: Recorder) -> None:
     from bench import rerank
     from ingest.model.gpuinfo import query_vram
+    from tests.helpers import modelgen
 
-    rows = rerank.rerank_latency(Path(args["model"]), tuple(args["candidates"]), reps=args["reps"])
+    path = modelgen.build(spec_from_json(args["spec"]))
+    rows = rerank.rerank_latency(path, tuple(args["candidates"]), reps=args["reps"])
     rec.set("rows", rows)
     rec.set("vram_mb", (query_vram() or {}).get("this_process_mb"))
 

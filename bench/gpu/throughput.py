@@ -95,15 +95,12 @@ def throughput_section(args: dict, rec: Recorder) -> None:
             "reps": ing["reps"],
             "engine": ing.get("engine", {}),
         }
-        for k in ing["contexts"]:
-            for split in (False, True):
-                row = run_child(
-                    "ingest_config", {**base, "contexts": k, "kv_split": split, "inputs": ing["inputs"]}
-                )
-                rec.append("ingest", {"model": name, "engine": "kb", **row["row"]})
+        for k, split in ing["configs"]:
+            cfg = {**base, "contexts": k, "kv_split": split, "inputs": ing["inputs"]}
+            rec.append("ingest", {"model": name, "engine": "kb", **run_child("ingest_config", cfg)["row"]})
         if not args.get("peers", True):
             continue
-        for split in (False, True):  # the unpatched engine copies 151k logits a token: fewer inputs
+        for split in ing["unpatched_splits"]:  # the unpatched engine copies 151k logits a token: fewer inputs
             cfg = {**base, "contexts": 1, "kv_split": split, "inputs": ing["unpatched_inputs"], "reps": 2}
             row = run_child("ingest_config", cfg, unpatched)
             rec.append("ingest", {"model": name, "engine": "unpatched", **row["row"]})
