@@ -8,7 +8,7 @@ DIR    ?= docs/
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: help install install-test system-test-deps run ingest search test test-fast lint bench eval eval-minilm clean
+.PHONY: help install install-test system-test-deps run ingest search test test-fast lint bench gpu-check gpu-check-prepare eval eval-minilm clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,6 +71,13 @@ bench: install-test  ## throughput and latency tables (never part of `make test`
 	KB_LLAMA_STOCK=1 bash scripts/install_llama.sh .venv-stock/bin/python $(GPU)
 	server=$$(bash scripts/build_llama_server.sh $(BIN)/python $(GPU)) && \
 	  KB_LLAMA_SERVER="$$(printf '%s\n' "$$server" | tail -n 1)" $(BIN)/python -m bench
+
+# the GPU proof: prepared here (network), run there (offline, no virtualenv of ours: its own python3)
+gpu-check-prepare: install-test  ## fetch the sdist and wheels and compute the CPU reference vectors make gpu-check carries
+	$(BIN)/python -m bench.gpu.prepare
+
+gpu-check:  ## on a GPU machine: CUDA build, parity, throughput vs every peer, latency, rerank, OCR, VRAM (< 9 min)
+	bash scripts/gpu_check.sh $(GPU_CHECK_ARGS)
 
 EVAL_CONFIGS ?= --config dense=chunk_tokens=256 --config hybrid=chunk_tokens=256,hybrid=on
 # the code set asks about kb's own library (ingest/ and kb/); its sources are relative to the checkout

@@ -64,7 +64,8 @@ def hardware() -> str:
     return f"{cpu} × {os.cpu_count()} threads" + (f", GPU: {gpu}" if gpu else ", no GPU")
 
 
-def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
+def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048, env: dict | None = None) -> dict:
+    """bench.engine_worker under ``python``; ``env``: variables added to this process's environment."""
     arg = json.dumps({"model": str(model), "cases": cases, "n_ubatch": n_ubatch})
     out = subprocess.run(
         [str(python), "-m", "bench.engine_worker", arg],
@@ -72,7 +73,7 @@ def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         timeout=3600,
     )
     if out.returncode != 0:
@@ -80,22 +81,30 @@ def engine_run(python: Path, model: Path, cases, n_ubatch: int = 2048) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def transformers_run(spec: modelgen.ModelSpec, cases) -> list[dict]:
+def transformers_run(spec: modelgen.ModelSpec, cases, device: str = "cpu", dtype=None) -> list[dict]:
+    """transformers' Qwen3 over the same weights: float32 eager attention on the CPU by default; on a
+    GPU (``device="cuda"``, e.g. ``dtype=torch.bfloat16``) with PyTorch's fused attention."""
     import torch
 
     model = modelgen.hf_model(spec)
     torch.set_num_threads(os.cpu_count() or 1)
+    if device != "cpu" or dtype is not None:
+        model = model.to(device=device, dtype=dtype)
+        model.set_attn_implementation("sdpa")
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rng = np.random.default_rng(0)
     rows = []
     for length, n_seqs, reps, _ in cases:
-        ids = torch.tensor(rng.integers(0, 151000, (n_seqs, length)))
+        ids = torch.tensor(rng.integers(0, 151000, (n_seqs, length)), device=device)
         mask = torch.ones_like(ids)
         with torch.inference_mode():
             model(input_ids=ids, attention_mask=mask)
+            sync()
             times = []
             for _ in range(reps):
                 t = time.perf_counter()
                 model(input_ids=ids, attention_mask=mask)
+                sync()
                 times.append(time.perf_counter() - t)
         med = statistics.median(times)
         rows.append({"length": length, "seqs": n_seqs, "tok_s": length * n_seqs / med, "median_s": med})

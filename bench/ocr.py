@@ -48,8 +48,11 @@ TYPOGRAPHIC_SENTENCES = [
 VARIANTS = {"ascii": ASCII_SENTENCES, "typographic": ASCII_SENTENCES + TYPOGRAPHIC_SENTENCES}
 
 
-def write_text_pdf(path: Path, sentences: list[str], pages: int = PAGES, seed: int = 7) -> Path:
-    """``pages`` A4 pages of wrapped prose drawn from ``sentences`` in Helvetica, with a real text layer."""
+def write_text_pdf(
+    path: Path, sentences: list[str], pages: int = PAGES, seed: int = 7, lines: int = LINES_PER_PAGE
+) -> Path:
+    """``pages`` A4 pages of ``lines`` lines of wrapped prose drawn from ``sentences`` in Helvetica, with a
+    real text layer."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
@@ -58,11 +61,11 @@ def write_text_pdf(path: Path, sentences: list[str], pages: int = PAGES, seed: i
     c = canvas.Canvas(out, pagesize=A4, invariant=1)
     _, height = A4
     for number in range(1, pages + 1):
-        prose = " ".join(rng.choice(sentences) for _ in range(LINES_PER_PAGE))
-        lines = [f"Page {number}", *textwrap.wrap(prose, LINE_CHARS)][:LINES_PER_PAGE]
+        prose = " ".join(rng.choice(sentences) for _ in range(lines))
+        page_lines = [f"Page {number}", *textwrap.wrap(prose, LINE_CHARS)][:lines]
         text = c.beginText(72, height - 72)
         text.setFont("Helvetica", 10, leading=12)
-        for line in lines:
+        for line in page_lines:
             text.textLine(line)
         c.drawText(text)
         c.showPage()

@@ -193,9 +193,11 @@ def llama_server_run(
     n_ubatch: int = 2048,
     check_case: int | None = 0,
     kv_unified: bool = True,
+    extra_args: tuple[str, ...] = (),
 ) -> list[dict]:
     """Rows like bench.engine_worker's, plus ``cosine_vs_ours``: the lowest cosine, over the sequences
-    of case ``check_case``, between llama-server's vector and our engine's (None for the other cases)."""
+    of case ``check_case``, between llama-server's vector and our engine's (None for the other cases).
+    ``extra_args`` go to the server after ours (``-ngl 999`` on a GPU)."""
     threads = threads or os.cpu_count() or 1
     eot, ours = _ours(model, cases, check_case, n_ubatch, kv_unified)
     rows = []
@@ -203,7 +205,7 @@ def llama_server_run(
     for i, (length, n_seqs, reps, n_batch) in enumerate(cases):
         seqs = all_seqs[i]
         with llama_server(
-            binary, model, server_args(length, n_seqs, n_batch, n_ubatch, threads, kv_unified)
+            binary, model, [*server_args(length, n_seqs, n_batch, n_ubatch, threads, kv_unified), *extra_args]
         ) as url:
             first = embed(url, seqs)  # warm-up
             times = []
