@@ -171,7 +171,7 @@ def _joiner(a: Section, b: Section) -> str:
     """What goes between two merged sections: the real line breaks between them where known."""
     if a.line_end is not None and b.line_start is not None and b.line_start > a.line_end:
         return "\n" * (b.line_start - a.line_end)
-    return "\n\n"
+    return "\n" if "rows" in a.locator else "\n\n"  # a table's rows, one a line
 
 
 def _merged(group: list[Section], text: str) -> Section:

@@ -9,6 +9,7 @@ count lines of the converted text, not of the file.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -29,9 +30,15 @@ def main_content(html: str) -> str:
     too small for main-content detection."""
     import trafilatura  # imported on first use (a second): parse workers start with the registry only
 
-    text = trafilatura.extract(
-        html, output_format="markdown", include_links=False, include_tables=True, favor_recall=True
-    )
+    quiet = logging.getLogger("trafilatura")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # it logs a page too small to extract from: that case is handled here
+    try:
+        text = trafilatura.extract(
+            html, output_format="markdown", include_links=False, include_tables=True, favor_recall=True
+        )
+    finally:
+        quiet.setLevel(level)
     return text if text and text.strip() else all_blocks(html)
 
 
@@ -39,8 +46,10 @@ def all_blocks(html: str | bytes) -> str:
     """Every heading and text block of ``html`` in order, as Markdown paragraphs."""
     import lxml.html
 
+    if isinstance(html, str) and html.lstrip().startswith("<?xml"):
+        html = html.encode("utf-8")  # lxml refuses text that declares its own encoding
     try:
-        root = lxml.html.fromstring(html)
+        root = lxml.html.document_fromstring(html)
     except Exception:  # noqa: BLE001 - lxml raises ParserError (or ValueError) on empty or odd input
         return ""
     out: list[str] = []

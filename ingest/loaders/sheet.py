@@ -88,6 +88,7 @@ def _load_workbook(path: Path, options: LoadOptions) -> Document:
     warnings: list[str] = []
     try:
         for sheet in book.worksheets:
+            sheet.reset_dimensions()  # the stored size may be stale: rows past it would be lost
             rows = enumerate(sheet.iter_rows(values_only=True), 1)
             found, cut = row_sections(rows, {"sheet": sheet.title}, options.sheet_max_rows)
             sections.extend(found)
