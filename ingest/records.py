@@ -102,4 +102,3 @@ class Hit:
 # ``locator`` keys: "slide", "sheet", "chapter" (1-based numbers, a sheet's name) and the ranges below,
 # each a 1-based inclusive [first, last] pair; neighbouring sections that differ only in a range merge.
 LOCATOR_RANGES = ("rows", "cells")
-

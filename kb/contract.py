@@ -31,7 +31,19 @@ __all__ = [
 
 MAX_K = 200  # hits one search returns at most
 # what a loader makes of a file (the kind filter)
-DOCUMENT_KINDS = ("pdf", "markdown", "code", "text", "word", "slides", "sheet", "html", "epub", "image", "notebook")
+DOCUMENT_KINDS = (
+    "pdf",
+    "markdown",
+    "code",
+    "text",
+    "word",
+    "slides",
+    "sheet",
+    "html",
+    "epub",
+    "image",
+    "notebook",
+)
 UPLOAD_SCOPE = ".uploads/"  # sources under it came through uploads, not a folder
 
 

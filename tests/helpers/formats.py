@@ -41,7 +41,9 @@ SHEET_NAME = "Q3"
 class Made:
     name: str
     kind: str
-    canaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # word -> fields the hit must have
+    # word -> what the hit holding it must show: "location", "heading_path" (a prefix: merged neighbours
+    # keep the headings they share), "page"; "row" or "cell" within the hit's range, "sheet"
+    canaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     absent: tuple[str, ...] = ()  # words that must not be indexed
 
 
@@ -89,7 +91,7 @@ def write_pptx(d: Path, name: str = "deck.pptx") -> Made:
             slide.notes_slide.notes_text_frame.text = f"Say {NOTES_CANARY} here."
     deck.save(d / name)
     return Made(
-        name, "slides", {SLIDE_CANARY: {"locator": {"slide": 3}}, NOTES_CANARY: {"locator": {"slide": 4}}}
+        name, "slides", {SLIDE_CANARY: {"location": {"slide": 3}}, NOTES_CANARY: {"location": {"slide": 4}}}
     )
 
 
@@ -109,7 +111,7 @@ def write_xlsx(d: Path, name: str = "figures.xlsx") -> Made:
         sheet.write_row(row, 0, [f"region{row}", species, row])
     sheet.write_formula(SHEET_ROWS, 0, "=40*100+242", None, SHEET_FORMULA_VALUE)
     book.close()
-    return Made(name, "sheet", {SHEET_CANARY: {"locator_sheet": SHEET_NAME, "row": SHEET_CANARY_ROW}})
+    return Made(name, "sheet", {SHEET_CANARY: {"sheet": SHEET_NAME, "row": SHEET_CANARY_ROW}})
 
 
 def write_csv(d: Path, name: str = "birds.csv") -> Made:
@@ -167,7 +169,7 @@ def write_epub(d: Path, name: str = "book.epub") -> Made:
     book.spine = ["nav", *chapters]
     epub.write_epub(str(d / name), book)
     return Made(
-        name, "epub", {EPUB_CANARY: {"locator": {"chapter": 2}, "heading_path": ["Chapter 2", "Part A"]}}
+        name, "epub", {EPUB_CANARY: {"location": {"chapter": 2}, "heading_path": ["Chapter 2", "Part A"]}}
     )
 
 

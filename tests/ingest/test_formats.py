@@ -3,13 +3,15 @@ the right structure, ingested, and each canary found by search with its locator 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ingest.chunking import chunk_document
 from ingest.loaders import LoadError, LoadOptions, kind_for, load
 from ingest.pipeline import ChunkSettings, ingest_folder
-from ingest.records import locator_label
 from ingest.store import make_store
+from kb.contract import SearchHit, locator_label
 from kb.search.query import SearchRequest, search
 from tests.helpers import formats
 
@@ -65,7 +67,7 @@ def test_sheet_chunks_repeat_the_header_and_tile_the_rows(tmp_path):
     assert all(c.text.startswith("region | species | count\n") and _words(c.text) <= 40 for c in chunks)
     ranges = [c.locator["rows"] for c in chunks]
     assert ranges[0][0] == 2 and ranges[-1][1] == formats.SHEET_ROWS + 1
-    assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:]))
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))
     for c in chunks:  # the rows a chunk names are the rows it holds
         first, last = c.locator["rows"]
         body = c.text.split("\n")[1:]
@@ -148,6 +150,13 @@ def test_multipage_tiff_pages_are_ocr_pages(tmp_path):
 )
 def test_locator_labels(locator, label):
     assert locator_label(locator) == label
+    hit = SearchHit.from_payload(
+        "id", 1, 0.5, {"source": "a", "kind": "sheet", "text": "t", "locator": locator}
+    )
+    assert hit.to_json()["location"] == (locator or None)
+    assert SearchHit.from_json(hit.to_json()) == hit
+    if locator:
+        assert hit.locator == label
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,23 +182,21 @@ def test_every_format_ingested_and_each_canary_found_with_its_locator(qwen3_embe
         for word, want in m.canaries.items():
             hits = search(SearchRequest(word, k=3, dense=False), qwen3_embedder, store).hits
             assert hits, f"{word} ({m.name}) not found"
-            top = hits[0]
+            top = hits[0].to_json()
             assert top["source"] == m.name and top["kind"] == m.kind and word in top["text"].lower(), word
-            if "locator" in want:
-                assert top["locator"] == want["locator"], word
+            if "location" in want:
+                assert top["location"] == want["location"], word
             if "heading_path" in want:  # merged neighbours keep the deepest heading they share
                 path = top["heading_path"]
                 assert path and want["heading_path"][: len(path)] == path, word
             if "page" in want:
                 assert top["page"] == want["page"] and top["ocr"], word
             if "row" in want:
-                first, last = top["locator"]["rows"]
-                assert first <= want["row"] <= last and top["locator"].get("sheet") == want.get(
-                    "locator_sheet"
-                )
+                first, last = top["location"]["rows"]
+                assert first <= want["row"] <= last and top["location"].get("sheet") == want.get("sheet")
                 assert top["text"].count("\n") == last - first + 1  # the header, then the rows named
             if "cell" in want:
-                first, last = top["locator"]["cells"]
+                first, last = top["location"]["cells"]
                 assert first <= want["cell"] <= last, word
         for word in m.absent:
             assert search(SearchRequest(word, k=3, dense=False), qwen3_embedder, store).hits == [], word
