@@ -1,14 +1,13 @@
 """Spreadsheets (.xlsx, .xlsm with openpyxl) and delimited text (.csv, .tsv with the csv module).
 
-Rows are records: a CSV record with a quoted line break is one row.
-
 Every non-empty row is a section located by its sheet and 1-based row number (the chunker merges
 neighbouring rows and widens the range: "Sheet 'Q3', rows 120–180"); a sheet's first non-empty row
 is its header, repeated at the top of every chunk so that a chunk of rows still says what its
 columns mean. Cells are joined by " | "; formulas give the value Excel cached when it last saved
 (a file never opened in Excel has none: such cells are empty). Workbooks are streamed (openpyxl's
 read-only mode), and at most ``LoadOptions.sheet_max_rows`` rows of a sheet are read, empty ones
-included: a sheet of a million styled empty rows costs a bounded time and is reported.
+included: a sheet of a million styled empty rows costs a bounded time and is reported. A CSV row is a
+record (one with a quoted line break is still one row).
 """
 
 from __future__ import annotations
