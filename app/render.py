@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from kb.contract import ACTIVE_JOB_STATES, UPLOAD_SCOPE, page_ranges
+from kb.contract import ACTIVE_JOB_STATES, UPLOAD_SCOPE, locator_label, page_ranges
 from kb.contract import EVAL_LABELS as LABELS
 from kb.contract import EVAL_LATENCY as LATENCY
 from kb.contract import EVAL_QUALITY as QUALITY
@@ -206,7 +206,10 @@ def display_name(source: str, original_name: str | None = None) -> str:
 
 
 def location(hit: dict[str, Any]) -> str:
-    """Where a hit is in its source: its page, else its line range."""
+    """Where a hit is in its source: its location ("slide 7"), else its page, else its line range."""
+    if hit.get("location"):
+        label = locator_label(hit["location"])
+        return f"{label}, page {hit['page']}" if hit.get("page") else label
     if hit.get("page"):
         return f"page {hit['page']}"
     if hit.get("line_start"):

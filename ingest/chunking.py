@@ -14,8 +14,12 @@ Sizes are counted by ``count_tokens``, the embedding model's own tokenizer. The 
 * neighbouring sections are merged while the result stays within ``target``, never across pages
   and never between sections with different ``meta``. A merged section's ``heading_path`` is the
   longest common prefix of its members' paths: the deepest heading all of its text sits under;
-* every piece keeps its section's ``page``, ``heading_path`` and ``meta``; ``line_start`` and
-  ``line_end`` are recomputed from character offsets, so they are the file's real lines.
+* every piece keeps its section's ``page``, ``heading_path``, ``meta`` and ``locator``;
+  ``line_start`` and ``line_end`` are recomputed from character offsets, so they are the file's
+  real lines;
+* sections with a ``locator`` merge only when it differs at most in its ranges (rows of one sheet,
+  cells of a notebook: the merged range spans them); a section's ``header`` (a table's header row)
+  starts every piece made of it and counts towards its size.
 
 The splitter runs without overlap so that its pieces tile the text and their offsets are exact
 even in repetitive text (where searching for an overlapping piece would find the wrong copy); the
@@ -29,12 +33,14 @@ import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
 from ingest.loaders.base import Document
 from ingest.loaders.code import CODE_LANGUAGES
-from ingest.records import Section
+from ingest.records import LOCATOR_RANGES, Section
 
 TokenCounter = Callable[[str], int]
 Span = tuple[int, int]  # [start, end) character offsets into a section's text
@@ -58,6 +64,8 @@ PROSE_SEPARATORS = [
     " ",
     "",
 ]
+# Kinds whose text is Markdown (headings, code fences): split like Markdown.
+MARKDOWN_KINDS = frozenset({"markdown", "html", "epub", "notebook"})
 # Code in a language the splitter library does not know: blank lines, lines, words, characters.
 GENERIC_CODE_SEPARATORS = ["\n\n", "\n", " ", ""]
 # Where an overlap may begin: a line's first non-blank character (code); after whitespace, CJK
@@ -88,8 +96,34 @@ def chunk_document(
     count = _cached(count_tokens)
     out: list[Section] = []
     for section in merge_sections(doc.sections, count, target):
-        out.extend(split_section(section, doc.kind, doc.language, count, target, overlap, hard_max))
+        if section.header:
+            out.extend(_split_headed(section, doc.kind, doc.language, count, target, overlap, hard_max))
+        else:
+            out.extend(split_section(section, doc.kind, doc.language, count, target, overlap, hard_max))
     return out
+
+
+def _headed(header: str, text: str) -> str:
+    return f"{header}\n{text}" if header else text
+
+
+def _split_headed(
+    section: Section,
+    kind: str,
+    language: str | None,
+    count: TokenCounter,
+    target: int,
+    overlap: int,
+    hard_max: int,
+) -> list[Section]:
+    """The pieces of a section whose ``header`` starts each of them: the room it takes is kept free in
+    every piece (loaders keep headers short; one over half the target still leaves half for text)."""
+    room = min(count(section.header + "\n"), target // 2, hard_max // 2)
+    size = target - room
+    pieces = split_section(
+        replace(section, header=""), kind, language, count, size, min(overlap, size // 2), hard_max - room
+    )
+    return [replace(p, text=_headed(section.header, p.text)) for p in pieces]
 
 
 def _cached(count_tokens: TokenCounter) -> TokenCounter:
@@ -115,15 +149,30 @@ def _common_prefix(paths: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
     return prefix
 
 
+def _place(locator: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in locator.items() if k not in LOCATOR_RANGES}
+
+
 def _joinable(a: Section, b: Section) -> bool:
-    return a.page == b.page and a.meta == b.meta and (a.line_start is None) == (b.line_start is None)
+    return (
+        a.page == b.page
+        and a.meta == b.meta
+        and (a.line_start is None) == (b.line_start is None)
+        and a.header == b.header
+        and _place(a.locator) == _place(b.locator)
+        and a.locator.keys() == b.locator.keys()
+    )
+
+
+def _merged_locator(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    return {k: [v[0], last[k][1]] if k in LOCATOR_RANGES else v for k, v in first.items()}
 
 
 def _joiner(a: Section, b: Section) -> str:
     """What goes between two merged sections: the real line breaks between them where known."""
     if a.line_end is not None and b.line_start is not None and b.line_start > a.line_end:
         return "\n" * (b.line_start - a.line_end)
-    return "\n\n"
+    return "\n" if "rows" in a.locator else "\n\n"  # a table's rows, one a line
 
 
 def _merged(group: list[Section], text: str) -> Section:
@@ -135,6 +184,8 @@ def _merged(group: list[Section], text: str) -> Section:
         line_start=first.line_start,
         line_end=last.line_end,
         meta=first.meta,
+        locator=_merged_locator(first.locator, last.locator),
+        header=first.header,
     )
 
 
@@ -153,7 +204,7 @@ def merge_sections(sections: Iterable[Section], count: TokenCounter, target: int
             continue
         if group and _joinable(group[-1], section):
             candidate = text + _joiner(group[-1], section) + section.text
-            if count(candidate) <= target:
+            if count(_headed(section.header, candidate)) <= target:
                 group.append(section)
                 text = candidate
                 continue
@@ -394,7 +445,7 @@ def split_section(
     fences: list[Span] = []
     if kind == "code":
         spans = _locate(text, code_splitter(language, count, size).split_text(text))
-    elif kind == "markdown":
+    elif kind in MARKDOWN_KINDS:
         spans, fences = _markdown_spans(text, count, size, hard_max)
     else:
         spans = _locate(text, prose_splitter(count, size).split_text(text))
@@ -412,6 +463,8 @@ def split_section(
             line_start=lines.of(start) if lines else None,
             line_end=lines.of(end - 1) if lines else None,
             meta=section.meta,
+            locator=section.locator,
+            header=section.header,
         )
         for start, end in spans
     ]

@@ -206,6 +206,7 @@ def make_chunks(
             heading_path=s.heading_path,
             line_start=s.line_start,
             line_end=s.line_end,
+            locator=s.locator,
             n_tokens=count_tokens(s.text),
             meta={**doc.meta, **s.meta} | ({"language": doc.language} if doc.language else {}),
         )

@@ -25,7 +25,9 @@ class Section:
     """A piece of a document as a loader yields it, before token-aware chunking.
 
     ``page`` (1-based, PDFs), ``heading_path`` (Markdown) and ``line_start``/``line_end``
-    (1-based, inclusive; code and text) locate it in the source.
+    (1-based, inclusive; code and text) locate it in the source; ``locator`` says where it is in
+    formats with other units (keys below; a hit shows it as ``kb.contract.locator_label`` says). ``header`` is repeated at the top of every
+    chunk made of this section (a table's header row), outside the located text.
     """
 
     text: str
@@ -34,6 +36,8 @@ class Section:
     line_start: int | None = None
     line_end: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    locator: dict[str, Any] = field(default_factory=dict)
+    header: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class Chunk:
     line_end: int | None = None
     n_tokens: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    locator: dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
         """The payload stored beside the vector (flat, JSON-safe)."""
@@ -73,6 +78,7 @@ class Chunk:
             "line_end": self.line_end,
             "n_tokens": self.n_tokens,
             "meta": self.meta,
+            "locator": self.locator or None,
         }
 
 
@@ -91,3 +97,8 @@ class Hit:
     @property
     def source(self) -> str:
         return str(self.payload.get("source", ""))
+
+
+# ``locator`` keys: "slide", "sheet", "chapter" (1-based numbers, a sheet's name) and the ranges below,
+# each a 1-based inclusive [first, last] pair; neighbouring sections that differ only in a range merge.
+LOCATOR_RANGES = ("rows", "cells")

@@ -22,6 +22,7 @@ __all__ = [
     "ROLES",
     "UPLOAD_SCOPE",
     "SearchHit",
+    "locator_label",
     "page_ranges",
     "role_at_least",
 ]
@@ -29,7 +30,20 @@ __all__ = [
 # --- search ----------------------------------------------------------------------------------------
 
 MAX_K = 200  # hits one search returns at most
-DOCUMENT_KINDS = ("pdf", "markdown", "code", "text")  # what a loader makes of a file (the kind filter)
+# what a loader makes of a file (the kind filter)
+DOCUMENT_KINDS = (
+    "pdf",
+    "markdown",
+    "code",
+    "text",
+    "word",
+    "slides",
+    "sheet",
+    "html",
+    "epub",
+    "image",
+    "notebook",
+)
 UPLOAD_SCOPE = ".uploads/"  # sources under it came through uploads, not a folder
 
 
@@ -38,7 +52,8 @@ class SearchHit:
     """One search result with its citation: the CLI's ``--json``, the HTTP API and the app all show this.
 
     ``page`` (PDFs), ``line_start``/``line_end`` (code and text) and ``heading_path`` (Markdown) locate
-    the passage in ``source``. After a rerank, ``score`` is the reranker's and ``retrieval_score`` the
+    the passage in ``source``; ``location`` does in the other formats (``{"slide": 7}``,
+    ``{"sheet": "Q3", "rows": [120, 180]}``, ``{"chapter": 3}``, ``{"cells": [4, 6]}``). After a rerank, ``score`` is the reranker's and ``retrieval_score`` the
     store's; ``reranked_window`` says the reranker read a window of a passage too long for it.
     """
 
@@ -53,6 +68,7 @@ class SearchHit:
     line_start: int | None = None
     line_end: int | None = None
     heading_path: tuple[str, ...] = ()
+    location: dict[str, Any] | None = None
     ocr: bool = False
     retrieval_score: float | None = None
     rerank_score: float | None = None
@@ -79,6 +95,7 @@ class SearchHit:
             line_start=payload.get("line_start"),
             line_end=payload.get("line_end"),
             heading_path=tuple(payload.get("heading_path") or ()),
+            location=payload.get("locator") or None,
             ocr=bool((payload.get("meta") or {}).get("ocr")),
             retrieval_score=_round(scores.get("retrieval_score")),
             rerank_score=_round(scores.get("rerank_score")),
@@ -103,7 +120,9 @@ class SearchHit:
 
     @property
     def locator(self) -> str:
-        """Where in its file the passage lies, for a person: "p. 3", "lines 10-24", "Setup > Linux"."""
+        """Where in its file the passage lies, for a person: "p. 3", "slide 7", "lines 10-24", "Setup > Linux"."""
+        if self.location:
+            return locator_label(self.location) + (f", p. {self.page}" if self.page else "")
         if self.page:
             return f"p. {self.page}"
         if self.line_start:
@@ -117,6 +136,24 @@ def _round(value: float | bool | None) -> float | None:
 
 def _flag(value: float | bool | None) -> bool | None:
     return None if value is None else bool(value)
+
+
+def locator_label(location: dict[str, Any] | None) -> str:
+    """How a ``location`` reads: "slide 7", "Sheet 'Q3', rows 120–180", "chapter 3", "cells 4–5"."""
+    if not location:
+        return ""
+    parts = []
+    if "sheet" in location:
+        parts.append(f"Sheet '{location['sheet']}'")
+    if "slide" in location:
+        parts.append(f"slide {location['slide']}")
+    if "chapter" in location:
+        parts.append(f"chapter {location['chapter']}")
+    for key, one in (("rows", "row"), ("cells", "cell")):
+        if key in location:
+            first, last = location[key]
+            parts.append(f"{one} {first}" if first == last else f"{key} {first}–{last}")
+    return ", ".join(parts)
 
 
 # --- team access -----------------------------------------------------------------------------------

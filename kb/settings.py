@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     ocr_page_timeout_s: float = Field(default=120.0, gt=0)
     # pages OCR'd per file at most; the rest are reported as unreadable
     ocr_max_pages: int = Field(default=200, ge=0)
+    # rows read per spreadsheet sheet or CSV file (empty ones included); the rest is reported, not indexed
+    sheet_max_rows: int = Field(default=100_000, ge=1)
 
     # chunking (tokens of the embedding model's own tokenizer)
     # defaults chosen with `make eval` (README, "Choosing the defaults")

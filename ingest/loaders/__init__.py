@@ -3,7 +3,8 @@
 A new format is one module with a ``load_x(path) -> Document`` function and one entry in
 ``LOADERS`` (one that also takes :class:`LoadOptions` is registered with ``takes_options=True``).
 Unknown suffixes fall back to the plain-text loader, which rejects binary content;
-suffixes in ``UNSUPPORTED_SUFFIXES`` (images, archives, office files, …) are rejected unread.
+suffixes in ``UNSUPPORTED_SUFFIXES`` (archives, media, legacy and OpenDocument office files, …) are
+rejected unread.
 Every failure is a :class:`LoadError` whose message is the reason.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from ingest.loaders import code, markdown, pdf, text
+from ingest.loaders import code, epub, html, image, markdown, notebook, pdf, sheet, slides, text, word
 from ingest.loaders.base import Document, LoadError, LoadOptions
 
 
@@ -28,7 +29,16 @@ PDF = Loader(pdf.KIND, pdf.load_pdf, takes_options=True)
 MARKDOWN = Loader(markdown.KIND, markdown.load_markdown)
 CODE = Loader(code.KIND, code.load_code)
 TEXT = Loader(text.KIND, text.load_text)
+WORD = Loader(word.KIND, word.load_word)
+SLIDES = Loader(slides.KIND, slides.load_slides)
+SHEET = Loader(sheet.KIND, sheet.load_sheet, takes_options=True)
+HTML = Loader(html.KIND, html.load_html)
+EPUB = Loader(epub.KIND, epub.load_epub)
+IMAGE = Loader(image.KIND, image.load_image, takes_options=True)
+NOTEBOOK = Loader(notebook.KIND, notebook.load_notebook)
 
+# later entries win: .html is a code language for Markdown fences but a page as a file, .csv is text
+# to the text loader but rows to the sheet loader
 LOADERS: dict[str, Loader] = {
     ".pdf": PDF,
     ".md": MARKDOWN,
@@ -36,19 +46,23 @@ LOADERS: dict[str, Loader] = {
     ".mdx": MARKDOWN,
     **{suffix: CODE for suffix in code.CODE_LANGUAGES},
     **{suffix: TEXT for suffix in text.TEXT_SUFFIXES},
+    ".docx": WORD,
+    ".pptx": SLIDES,
+    ".xlsx": SHEET,
+    ".xlsm": SHEET,
+    ".csv": SHEET,
+    ".tsv": SHEET,
+    **{suffix: HTML for suffix in html.HTML_SUFFIXES},
+    ".epub": EPUB,
+    **{suffix: IMAGE for suffix in image.IMAGE_SUFFIXES},
+    ".ipynb": NOTEBOOK,
 }
 FALLBACK = TEXT
 
 UNSUPPORTED_SUFFIXES = frozenset(
     {
-        ".png",
-        ".jpg",
-        ".jpeg",
         ".gif",
         ".bmp",
-        ".tif",
-        ".tiff",
-        ".webp",
         ".ico",
         ".svg",
         ".heic",
@@ -84,15 +98,11 @@ UNSUPPORTED_SUFFIXES = frozenset(
         ".avi",
         ".webm",
         ".doc",
-        ".docx",
         ".xls",
-        ".xlsx",
         ".ppt",
-        ".pptx",
         ".odt",
         ".ods",
         ".odp",
-        ".epub",
         ".sqlite",
         ".db",
         ".parquet",
@@ -119,7 +129,7 @@ def loader_for(path: PurePath) -> Loader | None:
 
 
 def kind_for(path: PurePath) -> str | None:
-    """The kind ("pdf", "markdown", "code", "text") by suffix; None for a suffix never indexed.
+    """The kind (``base.KINDS``: "pdf", "markdown", "sheet", …) by suffix; None for a suffix never indexed.
 
     Unknown suffixes give "text": whether the content really is text is decided by :func:`load`.
     """

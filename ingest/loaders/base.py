@@ -45,16 +45,18 @@ class LoadOptions:
     ``ocr``: "auto" OCRs PDF pages that have no text layer or whose text is unreadable and no other
     extractor recovers, "always" OCRs every page (its text replaces the text layer's when readable),
     "off" never OCRs. At most ``ocr_max_pages`` pages of a file are OCR'd, each within
-    ``ocr_page_timeout_s`` seconds.
+    ``ocr_page_timeout_s`` seconds. A spreadsheet (or CSV) is read for at most ``sheet_max_rows``
+    rows per sheet, empty ones included; the rest is reported as not indexed.
     """
 
     ocr: OcrMode = DEFAULTS.ocr
     ocr_page_timeout_s: float = DEFAULTS.ocr_page_timeout_s
     ocr_max_pages: int = DEFAULTS.ocr_max_pages
+    sheet_max_rows: int = DEFAULTS.sheet_max_rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
-        return cls(settings.ocr, settings.ocr_page_timeout_s, settings.ocr_max_pages)
+        return cls(settings.ocr, settings.ocr_page_timeout_s, settings.ocr_max_pages, settings.sheet_max_rows)
 
 
 class LoadError(Exception):

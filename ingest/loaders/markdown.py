@@ -88,14 +88,11 @@ def headings(body: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def load_markdown(path: Path) -> Document:
-    text, encoding = read_text(path)
-    lines = text.split("\n")
-    front_matter, body_start, warnings = split_front_matter(lines)
+def heading_sections(lines: list[str], body_start: int = 0) -> list[Section]:
+    """One Section per heading of ``lines[body_start:]`` (and one for the text before the first)."""
     marks = [
         (body_start + line, level, title) for line, level, title in headings("\n".join(lines[body_start:]))
     ]
-
     sections: list[Section] = []
     preamble = line_section(lines, body_start, marks[0][0] if marks else len(lines))
     if preamble is not None:
@@ -109,6 +106,15 @@ def load_markdown(path: Path) -> Document:
         section = line_section(lines, line, stop, heading_path=tuple(t for _, t in stack))
         if section is not None:
             sections.append(section)
+    return sections
+
+
+def load_markdown(path: Path) -> Document:
+    text, encoding = read_text(path)
+    lines = text.split("\n")
+    front_matter, body_start, warnings = split_front_matter(lines)
+
+    sections = heading_sections(lines, body_start)
     if not sections:
         raise LoadError("no text (front matter only)" if front_matter else "no text (whitespace only)")
 

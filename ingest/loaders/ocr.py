@@ -1,4 +1,4 @@
-"""OCR of one rendered PDF page, under a time limit: PDFium renders, RapidOCR reads.
+"""OCR of one rendered PDF page or one image frame, under a time limit: PDFium renders, RapidOCR reads.
 
 RapidOCR (``rapidocr-onnxruntime``) carries PP-OCRv4 detection and Chinese+English recognition
 models inside its wheel, so nothing is fetched at run time. Rendering and OCR run in a helper
@@ -110,6 +110,22 @@ def _boxes(result: Any) -> list[Box]:
     return boxes
 
 
+def image_frame(path: str, number: int) -> Any:
+    """Frame ``number`` (1-based: a multi-page TIFF's page) of an image file as RGB, its longer side
+    at most MAX_SIDE_PX. Pillow's decompression-bomb warning is an error here, as is its bomb error."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.seek(number - 1)
+            frame = image.convert("RGB")
+    frame.thumbnail((MAX_SIDE_PX, MAX_SIDE_PX))
+    return frame
+
+
 def serve_fd(fd: int) -> None:
     """The helper's entry point: serve requests on the socket inherited as ``fd``."""
     _serve(Connection(fd))
@@ -140,14 +156,17 @@ def _serve(conn: Connection) -> None:
         except (EOFError, OSError):
             return
         try:
-            if opened is None or opened[0] != path:
-                if opened is not None:
-                    opened[1].close()
-                opened = (path, pdfium.PdfDocument(path))
-            page = opened[1][number - 1]
-            width, height = page.get_size()
-            image = page.render(scale=render_scale(width, height, dpi)).to_pil().convert("RGB")
-            page.close()
+            if not path.lower().endswith(".pdf"):
+                image = image_frame(path, number)
+            else:
+                if opened is None or opened[0] != path:
+                    if opened is not None:
+                        opened[1].close()
+                    opened = (path, pdfium.PdfDocument(path))
+                page = opened[1][number - 1]
+                width, height = page.get_size()
+                image = page.render(scale=render_scale(width, height, dpi)).to_pil().convert("RGB")
+                page.close()
             if all(low == high for low, high in image.getextrema()):
                 reply: tuple[str, Any] = ("ok", [])  # a page of one colour: nothing to read
             else:
@@ -211,6 +230,7 @@ class OcrEngine:
 
     def page_text(self, path: Path, number: int, timeout_s: float) -> str:
         """The text OCR reads on page ``number`` (1-based) of ``path``, in reading order; "" if none.
+        ``path`` is a PDF, or an image whose frame ``number`` is read (a multi-page TIFF's page).
 
         Raises OcrError with the reason when the page fails or runs past ``timeout_s`` (the helper is
         then restarted for the next page), OcrUnavailable when OCR cannot run here at all.

@@ -295,7 +295,7 @@ def test_library_page_uploads_follows_the_job_lists_and_deletes(served):
     at = on_page("library")
     body = b"# Upload\n\nThe uploaded canary is velvet quokka.\n"
     at.file_uploader(key="upload_files").set_value(
-        [("quokka.md", body, "text/markdown"), ("photo.png", b"\x89PNG", "image/png")]
+        [("quokka.md", body, "text/markdown"), ("clip.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4")]
     )
     at.button(key="upload_go").click().run()
     assert not at.exception
@@ -304,8 +304,8 @@ def test_library_page_uploads_follows_the_job_lists_and_deletes(served):
     served.wait(job["id"])
     at.run()
     rows = at.table[0].value.map(lambda v: v.replace("\\", ""))
-    assert list(rows["file"]) == ["quokka.md", "photo.png"]
-    assert list(rows["status"]) == ["indexed", "not accepted: unsupported file type (.png)"]
+    assert list(rows["file"]) == ["quokka.md", "clip.mp4"]
+    assert list(rows["status"]) == ["indexed", "not accepted: unsupported file type (.mp4)"]
     assert "indexed 1" in text_of(at.success)
     assert "from cli" in text_of(at.caption)  # the fixture's CLI job is listed too
     docs = at.dataframe[0].value

@@ -325,6 +325,7 @@ def write_hostile(directory: Path) -> dict[str, Expect]:
         write_fifo(d): Expect("not a regular file", "FIFO"),
         write_device_link(d): Expect("not a regular file", "link to /dev/zero"),
         write_folder_named_like_a_file(d): Expect(None, "folder named x.pdf"),
+        **write_hostile_documents(d),
     }
     return found
 
@@ -337,3 +338,246 @@ def write_good(directory: Path) -> list[str]:
     (d / "good" / "notes.md").write_text("# Notes\n\nThe kingfisher canary is here.\n", encoding="utf-8")
     (d / "good" / "plain.txt").write_text("Plain text about otters.\n", encoding="utf-8")
     return ["good/report.pdf", "good/notes.md", "good/plain.txt"]
+
+
+# ----------------------------------------------------------------------------------------------
+# ZIP documents (DOCX, PPTX, XLSX, EPUB): written member by member, so a member may lie or explode
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">\n'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n' for i in range(1, 10)
+    )
+    + "]>\n"
+)
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes | tuple[bytes, int, int]]], flags: int = 0) -> None:
+    """A ZIP of ``members``: (name, content) deflated here, or (name, (raw deflate, declared size,
+    CRC-32)) written as given, sizes and checksum unchecked."""
+    out = io.BytesIO()
+    central = io.BytesIO()
+    for name, content in members:
+        raw, size, crc = (
+            content
+            if isinstance(content, tuple)
+            else (_raw_deflate(content), len(content), zlib.crc32(content))
+        )
+        offset = out.tell()
+        fields = (20, flags, 8, 0, 0, crc, len(raw), size, len(name.encode()), 0)
+        out.write(b"PK\x03\x04" + b"".join(_le(v, w) for v, w in zip(fields, (2, 2, 2, 2, 2, 4, 4, 4, 2, 2))))
+        out.write(name.encode() + raw)
+        central.write(
+            b"PK\x01\x02"
+            + b"".join(
+                _le(v, w)
+                for v, w in zip(
+                    (20, 20, flags, 8, 0, 0, crc, len(raw), size, len(name.encode()), 0, 0, 0, 0, 0, offset),
+                    (2, 2, 2, 2, 2, 2, 4, 4, 4, 2, 2, 2, 2, 2, 4, 4),
+                )
+            )
+            + name.encode()
+        )
+    start, listing = out.tell(), central.getvalue()
+    out.write(listing)
+    count = len(members)
+    out.write(
+        b"PK\x05\x06"
+        + b"".join(
+            _le(v, w) for v, w in zip((0, 0, count, count, len(listing), start, 0), (2, 2, 2, 2, 4, 4, 2))
+        )
+    )
+    path.write_bytes(out.getvalue())
+
+
+def _le(value: int, width: int) -> bytes:
+    return value.to_bytes(width, "little")
+
+
+def _members_of(made: Path) -> list[tuple[str, bytes | tuple[bytes, int, int]]]:
+    import zipfile
+
+    with zipfile.ZipFile(made) as archive:
+        return [(m.filename, archive.read(m)) for m in archive.infolist()]
+
+
+def _good_docx(directory: Path) -> Path:
+    import docx
+
+    path = Path(directory) / ".template.docx"
+    document = docx.Document()
+    document.add_paragraph("An ordinary paragraph.")
+    document.save(path)
+    return path
+
+
+def _replace_member(directory: Path, name: str, member: str, content, base: Path | None = None) -> str:
+    template = base or _good_docx(directory)
+    members = [(n, content if n == member else c) for n, c in _members_of(template)]
+    if member not in dict(members):
+        members.append((member, content))
+    write_zip(Path(directory) / name, members)
+    template.unlink()
+    return name
+
+
+def write_zip_bomb_docx(directory: Path, name: str = "zipbomb.docx", gigabytes: int = 3) -> str:
+    """A real DOCX plus a member declared (truthfully) to inflate to ``gigabytes`` GB."""
+    matches = (gigabytes << 30) // 258 // 8 * 8
+    raw, size = deflate_run(ord(" "), matches)
+    return _replace_member(directory, name, "word/media/bomb.xml", (raw, size, 0))
+
+
+def write_lying_zip_bomb_xlsx(directory: Path, name: str = "lying_bomb.xlsx") -> str:
+    """A workbook whose sheet inflates to 2 GB while its headers declare 1 MB: whoever believes the
+    header reads at most 1 MB, whoever does not is stopped by the memory cap."""
+    import openpyxl
+
+    template = Path(directory) / ".template.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = "cell"
+    book.save(template)
+    raw, _size = deflate_run(ord(" "), (2 << 30) // 258 // 8 * 8)
+    return _replace_member(directory, name, "xl/worksheets/sheet1.xml", (raw, 1 << 20, 0), base=template)
+
+
+def write_entity_bomb_docx(directory: Path, name: str = "laughs.docx") -> str:
+    """``word/document.xml`` opening with the billion laughs (entities expanding to 10^9 "lol")."""
+    template = _good_docx(directory)
+    body = dict(_members_of(template))["word/document.xml"]
+    xml = body.decode().split("?>", 1)[1]
+    patched = BILLION_LAUGHS + xml.replace("An ordinary paragraph.", "&lol9;")
+    return _replace_member(directory, name, "word/document.xml", patched.encode(), base=template)
+
+
+def write_external_entity_xlsx(directory: Path, name: str = "xxe.xlsx") -> str:
+    """A shared-strings part whose entity reads /etc/passwd (XXE)."""
+    import openpyxl
+
+    template = Path(directory) / ".template.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = "cell"
+    book.save(template)
+    xxe = (
+        '<?xml version="1.0"?>\n<!DOCTYPE sst [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1">'
+        "<si><t>&xxe;</t></si></sst>"
+    )
+    return _replace_member(directory, name, "xl/sharedStrings.xml", xxe.encode(), base=template)
+
+
+def write_entity_bomb_epub(directory: Path, name: str = "laughs.epub") -> str:
+    """An EPUB whose package document (content.opf) opens with the billion laughs."""
+    from ebooklib import epub
+
+    template = Path(directory) / ".template.epub"
+    book = epub.EpubBook()
+    book.set_identifier("bomb")
+    book.set_title("Bomb")
+    chapter = epub.EpubHtml(title="One", file_name="one.xhtml")
+    chapter.content = "<h1>One</h1><p>text</p>"
+    book.add_item(chapter)
+    book.spine = [chapter]
+    epub.write_epub(str(template), book)
+    opf = dict(_members_of(template))["EPUB/content.opf"].decode()
+    patched = BILLION_LAUGHS + opf.split("?>", 1)[1].replace("<dc:title>Bomb", "<dc:title>&lol9;")
+    return _replace_member(directory, name, "EPUB/content.opf", patched.encode(), base=template)
+
+
+def write_deep_docx(directory: Path, name: str = "deep.docx", depth: int = 100_000) -> str:
+    """A document body nested ``depth`` elements deep (a table in a cell in a table …, abbreviated)."""
+    template = _good_docx(directory)
+    body = dict(_members_of(template))["word/document.xml"].decode()
+    nested = "<w:sdt><w:sdtContent>" * depth + "</w:sdtContent></w:sdt>" * depth
+    patched = body.replace("<w:body>", "<w:body>" + nested, 1)
+    return _replace_member(directory, name, "word/document.xml", patched.encode(), base=template)
+
+
+def write_million_row_xlsx(directory: Path, name: str = "million_rows.xlsx", rows: int = 1_000_000) -> str:
+    """A workbook with a header, one data row and ``rows`` empty but styled rows after them."""
+    import openpyxl
+
+    template = Path(directory) / ".template.xlsx"
+    book = openpyxl.Workbook()
+    book.active.append(["name", "value"])
+    book.active.append(["million", 1])
+    book.save(template)
+    sheet = dict(_members_of(template))["xl/worksheets/sheet1.xml"].decode()
+    empty = "".join(f'<row r="{r}"><c r="A{r}" s="0"/></row>' for r in range(3, rows + 3))
+    patched = sheet.replace("</sheetData>", empty + "</sheetData>", 1)
+    return _replace_member(directory, name, "xl/worksheets/sheet1.xml", patched.encode(), base=template)
+
+
+def write_ole_as(directory: Path, name: str) -> str:
+    """What Office writes for a password-protected document: an OLE compound file (its header here)."""
+    (Path(directory) / name).write_bytes(OLE_MAGIC + bytes(504) + b"EncryptionInfo".ljust(512, b"\0"))
+    return name
+
+
+def write_encrypted_member_pptx(directory: Path, name: str = "zipcrypto.pptx") -> str:
+    """A deck whose ZIP members carry the "encrypted" flag (ZIP's own password protection)."""
+    from pptx import Presentation
+
+    template = Path(directory) / ".template.pptx"
+    Presentation().save(template)
+    members = _members_of(template)
+    write_zip(Path(directory) / name, members, flags=0x1)
+    template.unlink()
+    return name
+
+
+def write_text_as(directory: Path, name: str) -> str:
+    (Path(directory) / name).write_text("just some text, not a ZIP at all\n", encoding="utf-8")
+    return name
+
+
+def write_bad_notebook(directory: Path, name: str = "broken.ipynb") -> str:
+    (Path(directory) / name).write_text('{"cells": [ {"cell_type": "code", ', encoding="utf-8")
+    return name
+
+
+def write_png_bomb(directory: Path, name: str = "huge.png") -> str:
+    """A PNG whose header claims 100,000 x 100,000 pixels (40 GB decoded); the rest is one tiny chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = (100_000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+    (Path(directory) / name).write_bytes(png)
+    return name
+
+
+def write_hostile_documents(directory: Path) -> dict[str, Expect]:
+    """The ZIP-document, notebook and image cases, by name, with what an ingest must make of them."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    return {
+        write_zip_bomb_docx(d): Expect("zip bomb", "DOCX with a member inflating to 3 GB"),
+        write_lying_zip_bomb_xlsx(d): Expect(ANY_REASON, "XLSX whose sheet inflates to 2 GB, declared 1 MB"),
+        write_entity_bomb_docx(d): Expect("XML entity declarations", "DOCX with the billion laughs"),
+        write_external_entity_xlsx(d): Expect(
+            "XML entity declarations", "XLSX with an external entity (XXE)"
+        ),
+        write_entity_bomb_epub(d): Expect("XML entity declarations", "EPUB whose OPF has the billion laughs"),
+        write_deep_docx(d): Expect(ANY_REASON, "DOCX body nested 100,000 elements deep"),
+        write_million_row_xlsx(d): Expect(None, "XLSX with a million empty styled rows"),
+        write_ole_as(d, "locked.docx"): Expect("password-protected", "password-protected DOCX"),
+        write_ole_as(d, "locked.xlsx"): Expect("password-protected", "password-protected XLSX"),
+        write_encrypted_member_pptx(d): Expect("encrypted ZIP member", "PPTX with ZIP-encrypted members"),
+        write_text_as(d, "fake.pptx"): Expect("not a ZIP-based document", "text named .pptx"),
+        write_text_as(d, "fake.epub"): Expect("not a ZIP-based document", "text named .epub"),
+        write_bad_notebook(d): Expect("not a Jupyter notebook", "notebook cut mid-JSON"),
+        write_png_bomb(d): Expect("image too large", "PNG claiming 100,000 x 100,000 pixels"),
+    }

@@ -211,8 +211,9 @@ def test_registry_covers_at_least_fifteen_languages_and_the_usual_suffixes():
     from langchain_text_splitters import Language
 
     required = ["py", "js", "jsx", "ts", "tsx", "go", "rs", "java", "kt", "c", "h", "cpp", "hpp", "cs", "rb"]
-    required += ["php", "scala", "swift", "lua", "sh", "html"]
+    required += ["php", "scala", "swift", "lua", "sh"]
     assert all(LOADERS[f".{s}"].kind == "code" for s in required)
+    assert LOADERS[".html"].kind == "html" and CODE_LANGUAGES[".html"] == "html"  # a page; a fence language
     languages = set(CODE_LANGUAGES.values())
     with_splitter = {name for name in languages if name in {lang.value for lang in Language}}
     assert len(with_splitter) >= 15
@@ -232,9 +233,14 @@ def test_registry_covers_at_least_fifteen_languages_and_the_usual_suffixes():
         ("a.log", "text"),
         ("Makefile", "text"),
         ("a.weird", "text"),
-        ("a.png", None),
+        ("a.png", "image"),
         ("a.zip", None),
-        ("a.docx", None),
+        ("a.docx", "word"),
+        ("a.odt", None),
+        ("a.doc", None),
+        ("a.csv", "sheet"),
+        ("a.ipynb", "notebook"),
+        ("a.htm", "html"),
     ],
 )
 def test_kind_for(name, kind):
@@ -297,8 +303,8 @@ def test_whitespace_only_file_is_refused(tmp_path):
 
 
 def test_unsupported_suffix_is_refused_unread(tmp_path):
-    path = tmp_path / "photo.png"  # never created: the suffix alone decides
-    with pytest.raises(LoadError, match=r"^unsupported file type \(\.png\)$"):
+    path = tmp_path / "photo.gif"  # never created: the suffix alone decides
+    with pytest.raises(LoadError, match=r"^unsupported file type \(\.gif\)$"):
         load(path)
 
 
