@@ -87,12 +87,15 @@ def _double_array(root: _Node) -> list[int]:
 
 
 def _find_base(labels: list[int], used: bytearray, bases: set[int], start: int) -> int:
-    """The lowest block position whose label slots are all free (first fit)."""
-    first = labels[0]
+    """The lowest block position whose label slots are all free (first fit over the free slots)."""
+    first, rest = labels[0], labels[1:]
     position = start
     while True:
+        if position < len(used):  # the first label's slot must be free: jump to the next free one
+            found = used.find(0, position)
+            position = found if found >= 0 else len(used)
         base = position ^ first
-        if base not in bases and all(not _taken(used, base ^ c) for c in labels) and base ^ first != 0:
+        if position and base not in bases and not any(_taken(used, base ^ c) for c in rest):
             return base
         position += 1
 
