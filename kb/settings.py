@@ -28,6 +28,9 @@ class Settings(BaseSettings):
 
     # embedding model: a registry name (see `kb models`) or a path to a GGUF file
     embed_model: str = "qwen3-embedding-0.6b"
+    # recipe (query and document formats, pooling) for a GGUF given by path: e5, qwen3, bge-en, bge-zh,
+    # bge-m3, mxbai, mean, cls, last; None: chosen by the file's architecture and pooling
+    embed_recipe: str | None = None
     # reranker: a registry name or a GGUF path; used only when a search asks for rerank
     rerank_model: str = "qwen3-reranker-0.6b"
     # Matryoshka cut of the embedding (None: the model's native dimension)

@@ -25,7 +25,10 @@ dim = s.get("dim", "?")
 native = s.get("native_dim")
 model = Path(str(s.get("model_path") or "?")).name
 engine = "patched llama.cpp" if s.get("patched_engine") else "stock llama.cpp"
-st.markdown(f"**Model** {escape_md(model)} · {engine}", help=escape_md(str(s.get("model", ""))))
+recipe = f" · recipe {s['recipe']}" if s.get("recipe") else ""
+st.markdown(
+    f"**Model** {escape_md(model)}{escape_md(recipe)} · {engine}", help=escape_md(str(s.get("model", "")))
+)
 cols = st.columns([1, 2, 1, 1, 1])  # the VRAM figure is the longest
 cols[0].metric("Device", str(s.get("device", "?")))
 cols[1].metric("VRAM", vram_label(s), help=escape_md(str((s.get("vram") or {}).get("gpu", ""))) or None)

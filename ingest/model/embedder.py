@@ -22,7 +22,14 @@ from ingest.model import registry
 from ingest.model.download import ModelUnavailable, checksum_file, offline_message
 from ingest.model.engine import ContextConfig, EmbedContext, LlamaModel, patch_level
 from ingest.model.packing import plan_batches
-from ingest.model.recipes import Recipe, cut_dimension, ensure_end_token, l2_normalize, recipe_for_gguf
+from ingest.model.recipes import (
+    Recipe,
+    cut_dimension,
+    ensure_end_token,
+    l2_normalize,
+    recipe_for_gguf,
+    recipe_named,
+)
 from kb.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,10 @@ class Embedder:
         if recipe.end_token and self.end_id is None:
             raise ValueError(f"{model.path.name}: vocabulary has no {recipe.end_token} token")
         self.appends_end = self._tokenizer_appends_end()
+        # longest document text (bare tokens) whose formatted form still fits the context: the
+        # template's own tokens, plus one where a prefix meets the text and may tokenize apart
+        added = self.count_tokens(recipe.format_document("")) - self.count_tokens("")
+        self.max_document_tokens = self.max_tokens - (added + 1 if added else 0)
         if recipe.end_token and not self.appends_end:
             log.info("%s: tokenizer does not append %s; appending it", model.path.name, recipe.end_token)
         # non-causal models (BERT) attend across the whole packed batch: keep their decodes small
@@ -275,8 +286,14 @@ def resolve_model(name_or_path: str, models_dir: Path) -> tuple[Path, registry.M
 def make_embedder(settings: Settings) -> Embedder:
     """Load the configured embedding model with its recipe (factory; the caller closes it)."""
     path, entry = resolve_model(settings.embed_model, settings.models_dir)
+    chosen = recipe_named(settings.embed_recipe) if settings.embed_recipe else None
+    if entry and chosen and chosen != entry.recipe:
+        raise ValueError(
+            f"KB_EMBED_RECIPE={settings.embed_recipe} is for a GGUF given by path; "
+            f"{entry.name} has its own recipe ({entry.recipe.name})"
+        )
     model = LlamaModel(path, gpu=settings.gpu)
-    recipe = entry.recipe if entry else recipe_for_gguf(model.arch, model.pooling)
+    recipe = entry.recipe if entry else chosen or recipe_for_gguf(model.arch, model.pooling)
     dim = entry.check_dim(settings.dim) if entry else settings.dim
     sums = checksum_file(path)
     config = EngineConfig.from_settings(settings, model.offloaded)

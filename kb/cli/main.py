@@ -25,7 +25,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         mark = "*" if e.name in {settings.embed_model, settings.rerank_model} else " "
         print(
             f"{e.name:23}{mark} {e.role:7} {e.dim:>5} {e.mrl_min:>4}-{e.dim:<4} {e.context:>6}  "
-            f"{present:8} {e.repo}/{e.filename}"
+            f"{present:8} {e.origin}"
         )
     print("* configured (KB_EMBED_MODEL / KB_RERANK_MODEL); any GGUF path works too")
     return EXIT_OK

@@ -423,6 +423,7 @@ class KbService:
             **self.health(),
             "model": self.settings.embed_model,
             "model_path": info["model"],
+            "recipe": info["recipe"],
             "device": info["device"],
             "dim": info["dim"],
             "native_dim": info["native_dim"],
