@@ -50,8 +50,11 @@ def _login_form(c: KbClient) -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", icon=":material/login:")
     if submitted:
-        try:  # the browser's address, so that the service limits guesses per address and not for all
-            st.session_state[LOGIN_KEY] = c.login(name, password, client_address=st.context.ip_address)
+        address = st.context.ip_address  # the browser's: the service limits guesses per address
+        try:
+            st.session_state[LOGIN_KEY] = c.login(
+                name, password, client_address=address if isinstance(address, str) else None
+            )
         except ServiceError as err:
             st.error(escape_md(str(err)), icon=":material/lock:")
             return
