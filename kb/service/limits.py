@@ -27,6 +27,7 @@ T = TypeVar("T")
 RETRY_AFTER_S = 2  # what a 429 asks the client to wait
 PARSE_THREADS = 2  # JSON bodies parsed at once
 AUTH_THREADS = 4  # token checks at once (the accounts file is read when it changed)
+DRAIN_MAX_BYTES = 16 << 20  # what of a refused body is still read (and dropped), so that the client hears why
 
 
 class Overload(Exception):
@@ -107,18 +108,34 @@ def too_large(limit: int, setting: str) -> Overload:
     return Overload(413, f"request body larger than {size} ({setting})")
 
 
+async def _refuse(request: Request, limit: int, setting: str, seen: int) -> Overload:
+    """The 413, once the rest of the body (up to ``DRAIN_MAX_BYTES``) is read and dropped: a client still
+    sending would otherwise get a broken pipe instead of the answer. Longer ones are cut off."""
+    while seen <= DRAIN_MAX_BYTES:
+        message = await request.receive()
+        seen += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    return too_large(limit, setting)
+
+
 async def read_body(request: Request, limit: int, setting: str) -> bytes:
-    """The body, refused (413) as soon as it is known to pass ``limit`` bytes."""
+    """The body, refused (413) as soon as it is known to pass ``limit`` bytes, before any of it is kept."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise too_large(limit, setting)
+        raise await _refuse(request, limit, setting, 0)
     parts, seen = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise Overload(400, "the client went away before its request was complete")
+        chunk = message.get("body", b"")
         seen += len(chunk)
         if seen > limit:
-            raise too_large(limit, setting)
+            raise await _refuse(request, limit, setting, seen)
         parts.append(chunk)
-    return b"".join(parts)
+        if not message.get("more_body"):
+            return b"".join(parts)
 
 
 async def read_json(request: Request, budgets: Budgets) -> Any:
