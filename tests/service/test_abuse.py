@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from kb.service.api import ROUTES
+from kb.service.auth import FAILED_LOGINS_MAX, Accounts, AuthError, Sessions, TooManyLogins
 from kb.service.client import KbClient, ServiceError
 from kb.service.local_token import TOKEN_FILE
+from kb.service.ratelimit import MAX_KEYS, NAME_FACTOR, LoginLimiter
 from tests.helpers import modelgen
 from tests.service.test_service import GRACEFUL, Service, post_json, wait_done, write_docs
 
@@ -26,6 +28,7 @@ FULL = os.environ.get("KB_SLOW_TESTS") == "1"
 STOP_WITHIN_S = 15.0
 SEARCH_WITHIN_S = 2.0
 HEALTH_WITHIN_S = 0.2
+PASSWORD = "correct horse battery"
 MEMORY_BOUND_MB = 1536  # the service's peak resident memory through the flood (tiny models)
 
 
@@ -226,7 +229,9 @@ def _post_raw(client: KbClient, path: str, body: dict) -> tuple[int, dict]:
 def run_flood(limited: Service, seconds: float, rerankers: int, bodies: int, embedders: int) -> None:
     """The flood from another process while this one searches, checks health and ingests; then a stop."""
     svc, client = limited, limited.client
-    names = write_docs(svc.home / "many", 30, words=60, stem=f"during{rerankers}-")  # new files beside the old
+    names = write_docs(
+        svc.home / "many", 30, words=60, stem=f"during{rerankers}-"
+    )  # new files beside the old
     args = [client.base_url, client.token, str(seconds), str(rerankers), str(bodies), str(embedders)]
     flood = subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.flood", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
@@ -278,3 +283,71 @@ def test_the_full_flood(limited):
 
 
 # --- logins ----------------------------------------------------------------------------------------
+def test_login_limiter_holds_five_guesses_per_window_under_a_hundred_parallel_attempts(tmp_path):
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.set_user("ada", PASSWORD, "admin")
+    sessions = Sessions(accounts, hours=1.0)
+    checked = []
+
+    def guess(i: int) -> str:
+        try:
+            sessions.login("ada", f"guess number {i}", "10.0.0.66")
+        except TooManyLogins:
+            return "limited"
+        except AuthError:
+            checked.append(i)
+            return "wrong"
+        return "in"
+
+    with ThreadPoolExecutor(100) as pool:
+        outcomes = list(pool.map(guess, range(100)))
+    assert (
+        outcomes.count("wrong") == FAILED_LOGINS_MAX and outcomes.count("limited") == 100 - FAILED_LOGINS_MAX
+    )
+    with pytest.raises(TooManyLogins):  # the guesser's address waits the window out, right password or not
+        sessions.login("ada", PASSWORD, "10.0.0.66")
+    assert (
+        sessions.login("ada", PASSWORD, "10.0.0.7")["role"] == "admin"
+    )  # the admin elsewhere is not locked out
+    # names made up by a guesser do not grow the tables without end
+    for i in range(200):
+        with pytest.raises(AuthError):
+            sessions.login(f"nobody{i}", "x", f"10.1.{i // 250}.{i % 250}")
+    assert len(sessions.limiter._pairs.rows) <= MAX_KEYS
+
+
+def test_many_addresses_cannot_lock_the_admin_out():
+    now = [0.0]
+    limiter = LoginLimiter(5, 300.0, clock=lambda: now[0])
+    for i in range(5 * NAME_FACTOR):  # a guesser spread over many addresses uses up the name's budget
+        wait, _ = limiter.reserve(f"10.0.{i}.1", "ada")
+        assert wait is None
+    assert limiter.reserve("10.0.0.1", "ada")[0] is not None  # addresses that failed wait
+    assert limiter.reserve("192.168.1.5", "ada")[0] is None  # one that never failed is let through
+    for _ in range(5):
+        limiter.reserve("10.9.9.9", f"name{_}")
+    wait, _ = limiter.reserve("10.9.9.9", "other")  # an address spraying names backs off
+    assert wait is not None and 0 < wait <= 1.0
+    now[0] += 301
+    assert limiter.reserve("10.0.0.1", "ada")[0] is None  # a window later, everyone may try again
+
+
+def test_service_login_body_is_tiny_and_guesses_get_429(qwen3_gguf, tmp_path):
+    (tmp_path / "data").mkdir()
+    Accounts(tmp_path / "data" / "accounts.json").set_user("ada", PASSWORD, "admin")
+    svc = Service(qwen3_gguf, tmp_path, KB_AUTH="on").start()
+    try:
+        client = svc.client
+        huge = json.dumps({"username": "ada", "password": "x" * 4096}).encode()
+        assert status_of(client, "POST", "/auth/login", huge) == 413
+        statuses = []
+        for i in range(7):
+            try:
+                client.login("ada", f"wrong guess {i}")
+            except ServiceError as err:
+                statuses.append(err.status)
+        assert statuses == [401] * FAILED_LOGINS_MAX + [429, 429]
+        # behind the app (on this machine), the browser's address counts: another browser gets in
+        assert client.login("ada", PASSWORD, client_address="10.0.0.8")["role"] == "admin"
+    finally:
+        assert svc.stop() in GRACEFUL
