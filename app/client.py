@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.render import escape_md
-from kb.service.client import KbClient, ServiceError
+from kb.service.client import KbClient, ServiceError, local_client
 from kb.settings import Settings
 
 PROBE_TIMEOUT_S = 2.0
@@ -50,8 +50,11 @@ def _login_form(c: KbClient) -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", icon=":material/login:")
     if submitted:
+        address = st.context.ip_address  # the browser's: the service limits guesses per address
         try:
-            st.session_state[LOGIN_KEY] = c.login(name, password)
+            st.session_state[LOGIN_KEY] = c.login(
+                name, password, client_address=address if isinstance(address, str) else None
+            )
         except ServiceError as err:
             st.error(escape_md(str(err)), icon=":material/lock:")
             return
@@ -74,9 +77,11 @@ def _account_box(c: KbClient) -> None:
 def connect() -> KbClient | None:
     """The service's client if it answers (and this session is signed in where it must be);
     otherwise the page shows why (or the login form) and gets None."""
-    url = settings().service_base_url
+    s = settings()
+    url = s.service_base_url
     login = st.session_state.get(LOGIN_KEY)
-    c = KbClient(url, token=login and login["token"], file_token=login and login["file_token"])
+    # signed in: the session's tokens; otherwise the local token of the data folder, when this account may read it
+    c = KbClient(url, token=login["token"], file_token=login["file_token"]) if login else local_client(s)
     try:
         health = c.health(timeout=PROBE_TIMEOUT_S)
     except ServiceError:
@@ -90,6 +95,13 @@ def connect() -> KbClient | None:
             "the network could read and change the knowledge base. Start the service with KB_AUTH=on "
             "(`make run HOST=…` does) and add accounts with `kb user add`.",
             icon=":material/lock_open:",
+        )
+        return None
+    if health.get("local_token") and "data_dir" not in health:
+        st.error(
+            "The kb service wants its local token, which this app cannot read: run the app as the account "
+            "that runs `kb serve`, with the same KB_DATA_DIR.",
+            icon=":material/lock:",
         )
         return None
     if health.get("auth") and "data_dir" not in health:  # team access on, and this session not signed in

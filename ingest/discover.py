@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 IGNORE_FILE = ".kbignore"
@@ -50,8 +50,35 @@ def read_ignore(root: Path) -> list[str]:
     return [ln.strip().lstrip("/") for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def discover(root: Path, exclude: Iterable[str] = ()) -> list[tuple[str, Path]]:
-    """(relative '/'-path, path) of every candidate file, sorted; hidden, VCS, venv and build dirs skipped."""
+def hidden_part(path: Path) -> str | None:
+    """The first hidden component of an absolute path (``.ssh`` in ``/home/u/.ssh/keys``), if any."""
+    return next((p for p in Path(path).parts if p.startswith(".") and p not in (".", "..")), None)
+
+
+def _inside(path: Path, folders: Iterable[Path]) -> bool:
+    return any(path == f or path.is_relative_to(f) for f in folders)
+
+
+def escapes(path: Path, within: Sequence[Path], avoid: Sequence[Path]) -> str:
+    """Why a discovered file must not be read ("" if it may): a symbolic link whose target lies outside
+    ``within`` (resolved folders; empty: anywhere) or inside ``avoid`` (kb's own data). A link that does
+    not resolve is left to the reader, which reports it."""
+    if not path.is_symlink():
+        return ""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return ""
+    if _inside(target, avoid):
+        return "symbolic link into kb's data folder"
+    if within and not _inside(target, within):
+        return "symbolic link to a file outside the folders that may be ingested"
+    return ""
+
+
+def discover(root: Path, exclude: Iterable[str] = (), avoid: Sequence[Path] = ()) -> list[tuple[str, Path]]:
+    """(relative '/'-path, path) of every candidate file, sorted; hidden, VCS, venv and build dirs skipped,
+    and the folders in ``avoid`` (resolved: kb's own data folder)."""
     patterns = [*exclude, *read_ignore(root)]
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -60,6 +87,8 @@ def discover(root: Path, exclude: Iterable[str] = ()) -> list[tuple[str, Path]]:
         for d in dirnames:
             rel = (here / d).relative_to(root).as_posix()
             if d.startswith(".") or d in SKIP_DIRS or _is_venv(here / d) or _matches(rel, patterns):
+                continue
+            if avoid and _inside((here / d).resolve(), avoid):
                 continue
             keep.append(d)
         dirnames[:] = sorted(keep)

@@ -32,13 +32,13 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingest.chunking import chunk_document
-from ingest.discover import discover
+from ingest.discover import discover, escapes
 from ingest.loaders import Document, LoadError, LoadOptions
 from ingest.pagesources import PageSources
 from ingest.parsing.pool import ParseLimits, ParsePool
@@ -303,8 +303,13 @@ def ingest_folder(
     on_progress: Callable[[Progress], None] | None = None,
     load_options: LoadOptions | None = None,
     limits: IngestLimits = IngestLimits(),
+    within: Sequence[Path] = (),
+    avoid: Sequence[Path] = (),
 ) -> IngestReport:
     """Bring the store in line with the files under ``root``; see the module docstring for the order.
+
+    ``avoid`` (resolved folders: kb's data folder) is never walked into nor read through a link, and a
+    link to a file outside ``within`` (resolved folders, when given) is skipped with the reason.
 
     ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
     under it. Without a scope the folder owns every source except those in a hidden namespace (first
@@ -331,7 +336,7 @@ def ingest_folder(
     else:
         store.ensure_collection(embedder.dim, fingerprint)  # FingerprintMismatch propagates
     report = IngestReport()
-    files = [(scope + rel, path) for rel, path in discover(root, exclude)]
+    files = [(scope + rel, path) for rel, path in discover(root, exclude, avoid)]
     states = store.file_states()
     present = {rel for rel, _ in files}
     for source in sorted(s for s in set(states) - present if owns(scope, s)):
@@ -340,7 +345,8 @@ def ingest_folder(
 
     todo: list[tuple[str, Path, str, str]] = []  # source, path, hash, outcome
     for rel, path in files:
-        digest, why = admit(rel, path, limits.max_file_mb << 20)
+        why = escapes(path, within, avoid)
+        digest, why = ("", why) if why else admit(rel, path, limits.max_file_mb << 20)
         if why:
             _skip(report, store, states, rel, why)
             continue

@@ -5,17 +5,40 @@ Built at an entry point (CLI, service, app) and passed down; never read at impor
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 # a service bound to every address is reached on the loopback one
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# never taken from a .env file: a .env in whatever folder a command runs in could otherwise send the
+# API token to a service of its choosing
+ENVIRONMENT_ONLY = ("service_url", "api_token")
 DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+class _DotEnvWithout(PydanticBaseSettingsSource):
+    """The .env file's values less the ``names`` that only the environment may set."""
+
+    def __init__(self, source: PydanticBaseSettingsSource, names: tuple[str, ...]) -> None:
+        super().__init__(source.settings_cls)
+        self.source, self.names = source, names
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.source()
+        for name in sorted(set(values) & set(self.names)):
+            log.warning("ignoring KB_%s in .env: set it in the environment", name.upper())
+        return {k: v for k, v in values.items() if k not in self.names}
 
 
 class Settings(BaseSettings):
@@ -64,7 +87,7 @@ class Settings(BaseSettings):
     # processes that parse files during ingest
     parse_workers: int = Field(default=2, ge=1, le=64)
     # seconds one file may take to parse (OCR included); past it the worker is killed, the file skipped
-    parse_timeout_s: float = Field(default=1800.0, gt=0)
+    parse_timeout_s: float = Field(default=1800.0, gt=0, le=86400, allow_inf_nan=False)
     # address space of one parse worker (and its OCR helper) in MB; past it the file is skipped (0: no cap)
     parse_memory_mb: int = Field(default=4096, ge=0)
     # files larger than this are skipped with the reason
@@ -74,7 +97,7 @@ class Settings(BaseSettings):
     # OCR of PDF pages without readable text: "auto" (the pages that need it), "always" (every page), "off"
     ocr: Literal["auto", "off", "always"] = "auto"
     # seconds one page may take to render and OCR before it is skipped with a warning
-    ocr_page_timeout_s: float = Field(default=120.0, gt=0)
+    ocr_page_timeout_s: float = Field(default=120.0, gt=0, le=86400, allow_inf_nan=False)
     # pages OCR'd per file at most; the rest are reported as unreadable
     ocr_max_pages: int = Field(default=200, ge=0)
     # rows read per spreadsheet sheet or CSV file (empty ones included); the rest is reported, not indexed
@@ -94,6 +117,24 @@ class Settings(BaseSettings):
     service_url: str | None = None
     # largest upload request the service accepts (all files together)
     upload_max_mb: int = Field(default=200, ge=1)
+    # budgets of one request (bodies are refused with 413 past their cap, before they are parsed)
+    body_max_kb: int = Field(default=64, ge=1)  # a JSON body (search, jobs, …)
+    login_body_max_bytes: int = Field(default=2048, ge=256)  # a login needs no more
+    embed_body_max_mb: int = Field(default=4, ge=1)  # a /v1/embeddings body
+    query_max_chars: int = Field(default=2000, ge=16)  # one search query
+    rerank_max_candidates: int = Field(default=50, ge=1, le=200)  # candidates one reranked search scores
+    embed_max_inputs: int = Field(default=256, ge=1)  # inputs of one /v1/embeddings call
+    embed_max_tokens: int = Field(default=65536, ge=64)  # tokens of all inputs of one call together
+    # work in flight per kind of heavy request: this many run, as many again wait (KB_BUSY_WAITING),
+    # the rest are answered 429 with Retry-After
+    search_concurrency: int = Field(default=4, ge=1, le=64)
+    rerank_concurrency: int = Field(default=1, ge=1, le=16)
+    embed_concurrency: int = Field(default=1, ge=1, le=16)
+    upload_concurrency: int = Field(default=2, ge=1, le=16)
+    login_concurrency: int = Field(default=2, ge=1, le=16)  # password hashes computed at once
+    busy_waiting: int = Field(default=8, ge=0, le=1024)  # requests per kind that may wait for a slot
+    # seconds a stop waits for requests in flight, then for the running ingest batch
+    stop_grace_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
     # folders the service may ingest, separated by the OS path separator (empty: any folder, but
     # only an admin may ask when team access is on)
     ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
@@ -103,9 +144,29 @@ class Settings(BaseSettings):
     # users (salted password hashes, roles) and API tokens; default DATA_DIR/accounts.json
     accounts_file: Path | None = None
     # how long a browser login lasts
-    session_hours: float = Field(default=12.0, gt=0)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 366, allow_inf_nan=False)
+    # failed logins per user name from one address within the window before that pair waits it out;
+    # an address past it (whatever the names) waits longer after each further failure
+    login_failures_max: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0, le=86400, allow_inf_nan=False)
     # the API token the CLI sends to the service (`kb token create NAME`)
     api_token: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _DotEnvWithout(dotenv_settings, ENVIRONMENT_ONLY),
+            file_secret_settings,
+        )
 
     @field_validator("ingest_roots", mode="before")
     @classmethod
@@ -120,6 +181,14 @@ class Settings(BaseSettings):
         if self.auth == "auto":
             return self.service_host not in LOOPBACK_HOSTS
         return self.auth == "on"
+
+    @property
+    def access(self) -> Literal["team", "local", "off"]:
+        """How the service checks callers: team logins and tokens, the local token it writes to its data
+        folder (team access off), or not at all (``KB_AUTH=off``)."""
+        if self.auth_enabled:
+            return "team"
+        return "off" if self.auth == "off" else "local"
 
     @property
     def accounts_path(self) -> Path:

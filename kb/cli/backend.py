@@ -94,6 +94,7 @@ class LocalBackend:
                 on_progress=progress,
                 load_options=LoadOptions.from_settings(self.settings),
                 limits=IngestLimits.from_settings(self.settings),
+                avoid=(self.settings.data_dir.resolve(),),  # kb's own data (accounts, store) is never read
             )
         except StoreError as err:  # includes FingerprintMismatch
             raise CommandError(store_error_message(str(err))) from err

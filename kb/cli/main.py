@@ -134,6 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ingest.model.download import ModelUnavailable
     from ingest.store import StoreError
     from kb.service.api import KbService, NoAccounts, create_app, sessions_for
+    from kb.service.local_token import TokenFileError
     from kb.settings import LOOPBACK_HOSTS
 
     overrides = {"service_host": args.host, "service_port": args.port}
@@ -142,10 +143,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sessions_for(settings)  # before the model loads: team access on without accounts is one line
     except NoAccounts as err:
         return fail(str(err))
-    if settings.service_host not in LOOPBACK_HOSTS and not settings.auth_enabled:
+    if settings.access == "off":
+        lan = settings.service_host not in LOOPBACK_HOSTS
+        who = "anyone who reaches this port" if lan else "every account on this machine"
         print(
-            f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off): "
-            "anyone who reaches this port can read, add and delete documents",
+            f"kb: warning: listening on {settings.service_host} with team access off (KB_AUTH=off) and no "
+            f"local token: {who} can read, add and delete documents",
             file=sys.stderr,
         )
     try:
@@ -154,12 +157,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )  # opened here so that a locked store or a missing model reads as one line
     except (ModelUnavailable, StoreError) as err:
         return fail(str(err))
-    try:  # uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's shutdown closes the service), then re-raises
+    try:
+        app = create_app(settings, service)  # writes the local token on first start
+    except TokenFileError as err:
+        service.close()
+        return fail(str(err))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's shutdown closes the service), then
+    # re-raises; requests still running after the grace are cancelled, so a stop takes seconds under any load
+    try:
         uvicorn.run(
-            create_app(settings, service),
+            app,
             host=settings.service_host,
             port=settings.service_port,
             log_level="info" if args.verbose else "warning",
+            timeout_graceful_shutdown=max(1, round(settings.stop_grace_s)),
         )
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -32,17 +32,17 @@ set) and rebuild (``auth.py``).
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -51,17 +51,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ingest.model.download import ModelUnavailable
 from ingest.model.embedder import InputTooLong
 from ingest.store import SearchFilter, StoreError
-from kb.search.query import SearchRequest
-from kb.service.auth import Accounts, AuthError, Principal, Sessions, role_at_least
-from kb.service.core import InvalidRequest, KbService, NotFound, Refused
+from kb.contract import MAX_K
+from kb.search.query import RERANK_CANDIDATES, SearchRequest
+from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
+from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
+from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
 from kb.service.jobs import ORIGINS
+from kb.service.limits import Budgets, Overload, read_json
+from kb.service.local_token import ensure_token
 from kb.settings import Settings
 
-MAX_EMBED_INPUTS = 2048
 MAX_UPLOAD_FILES = 1000
 DRAIN_MAX_BYTES = 1 << 30  # what of a refused upload is still read, so that the client hears the refusal
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
@@ -77,13 +79,12 @@ def _kb(request: Request) -> KbService:
     return request.app.state.kb
 
 
+def _budgets(request: Request) -> Budgets:
+    return request.app.state.budgets
+
+
 async def _json(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise ApiError(415, "send a JSON body with Content-Type: application/json")
-    try:
-        body = await request.json()
-    except ValueError as err:
-        raise ApiError(400, f"invalid JSON: {err}") from err
+    body = await read_json(request, _budgets(request))
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
@@ -135,15 +136,28 @@ async def login(request: Request) -> Response:
         raise ApiError(400, "team access is off (KB_AUTH): no login needed")
     body = await _json(request)
     name, password = _field(body, "username", str, ""), _field(body, "password", str, "")
+    gate = _budgets(request).login
     try:
-        return JSONResponse(await run_in_threadpool(sessions.login, name, password))
+        async with gate.admit():
+            return JSONResponse(await gate.run(sessions.login, name, password, client_address(request)))
+    except TooManyLogins as err:
+        raise Overload(429, str(err), max(1, math.ceil(err.retry_after))) from None
     except AuthError as err:
         raise ApiError(401, str(err)) from None
 
 
+def client_address(request: Request) -> str:
+    """The caller's address; behind a proxy on this machine (or the app), the one it forwards."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in LOOPBACK:
+        return forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return peer
+
+
 async def logout(request: Request) -> Response:
     sessions: Sessions | None = request.app.state.sessions
-    token = _bearer(request.headers)
+    token = bearer(request.headers)
     if sessions is not None and token:
         sessions.logout(token)
     return JSONResponse({"ok": True})
@@ -163,22 +177,38 @@ async def search_endpoint(request: Request) -> Response:
     query = _field(body, "query", str)
     if query is None:
         raise ApiError(400, "query is required")
+    kb = _kb(request)
+    s, budgets = kb.settings, _budgets(request)
+    if len(query) > s.query_max_chars:
+        raise ApiError(400, f"query longer than {s.query_max_chars} characters (KB_QUERY_MAX_CHARS)")
+    k, rerank = _field(body, "k", int, 10), _field(body, "rerank", bool, False)
+    if not 1 <= k <= MAX_K:
+        raise ApiError(400, f"k must be 1..{MAX_K}")
+    if rerank and max(k, RERANK_CANDIDATES) > s.rerank_max_candidates:
+        raise ApiError(
+            400, f"a reranked search scores at most {s.rerank_max_candidates} (KB_RERANK_MAX_CANDIDATES)"
+        )
     flt = SearchFilter(
         source_prefix=_field(body, "prefix", str),
         source_glob=_field(body, "glob", str),
         kinds=tuple(_field(body, "kinds", list, [])),
         exts=tuple(_field(body, "exts", list, [])),
     )
-    kb = _kb(request)
+    task = _field(body, "task", str)
+    if task is not None and len(task) > s.query_max_chars:
+        raise ApiError(400, f"task longer than {s.query_max_chars} characters (KB_QUERY_MAX_CHARS)")
     req = SearchRequest(
         query,
-        k=_field(body, "k", int, 10),
-        rerank=_field(body, "rerank", bool, False),
-        hybrid=_field(body, "hybrid", bool, kb.settings.hybrid),
+        k=k,
+        rerank=rerank,
+        hybrid=_field(body, "hybrid", bool, s.hybrid),
         filter=flt,
-        task=_field(body, "task", str),
+        task=task,
+        candidates=min(RERANK_CANDIDATES, s.rerank_max_candidates),
     )
-    result = await run_in_threadpool(kb.search, req)
+    gate = budgets.rerank if rerank else budgets.search
+    async with gate.admit():
+        result = await gate.run(kb.search, req)
     return JSONResponse(result.to_json())
 
 
@@ -226,8 +256,13 @@ async def _too_large(request: Request, limit_mb: int) -> ApiError:
 
 
 async def submit_upload(request: Request) -> Response:
-    kb = _kb(request)
     _require(request, "editor", "uploading")
+    async with _budgets(request).upload.admit():
+        return await _upload(request)
+
+
+async def _upload(request: Request) -> Response:
+    kb = _kb(request)
     limit_mb = kb.settings.upload_max_mb
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "send the files as multipart/form-data")
@@ -248,7 +283,7 @@ async def submit_upload(request: Request) -> Response:
             raise ApiError(400, "no files in the upload")
         origin = _origin({"origin": form.get("origin")} if isinstance(form.get("origin"), str) else {})
         named = [(f.filename or "upload", f.file) for f in files]
-        result = await run_in_threadpool(kb.store_uploads, named, origin)
+        result = await _budgets(request).upload.run(kb.store_uploads, named, origin)
     finally:
         await form.close()
     return JSONResponse(result, status_code=202)
@@ -310,21 +345,33 @@ async def eval_chart(request: Request) -> Response:
 
 
 async def openai_embeddings(request: Request) -> Response:
-    kb = _kb(request)
+    kb, gate = _kb(request), _budgets(request).embed
+    s = kb.settings
     body = await _json(request)
     texts = body.get("input")
     texts = [texts] if isinstance(texts, str) else texts
     if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
         raise ApiError(400, "input must be a string or a non-empty list of strings (no token arrays)")
-    if len(texts) > MAX_EMBED_INPUTS:
-        raise ApiError(400, f"at most {MAX_EMBED_INPUTS} inputs per request")
+    if len(texts) > s.embed_max_inputs:
+        raise ApiError(400, f"at most {s.embed_max_inputs} inputs per request (KB_EMBED_MAX_INPUTS)")
     encoding = _field(body, "encoding_format", str, "float")
     if encoding not in ("float", "base64"):
         raise ApiError(400, "encoding_format must be float or base64")
     dims = _field(body, "dimensions", int)
     if dims is not None and not 0 < dims <= kb.embedder.dim:
         raise ApiError(400, f"dimensions must be 1..{kb.embedder.dim}")
-    vectors, tokens = await run_in_threadpool(kb.embeddings, texts, dims)
+    async with gate.admit():
+        counts = await gate.run(kb.count_tokens, texts)
+        tokens = sum(counts)
+        if tokens > s.embed_max_tokens:
+            raise ApiError(
+                400, f"{tokens} tokens in one request; at most {s.embed_max_tokens} (KB_EMBED_MAX_TOKENS)"
+            )
+        vectors: list[Any] = []
+        for batch in _batches(texts, counts, s.embed_batch_tokens):
+            if await request.is_disconnected():  # nobody to answer: the rest is not embedded
+                return Response(status_code=499)
+            vectors.extend(await gate.run(kb.embeddings, batch, dims))
     as_base64 = encoding == "base64"
     data = [
         {
@@ -344,6 +391,19 @@ async def openai_embeddings(request: Request) -> Response:
     )
 
 
+def _batches(texts: list[str], counts: list[int], budget: int) -> list[list[str]]:
+    """Consecutive texts in batches of at most ``budget`` tokens (a longer text alone)."""
+    batches: list[list[str]] = [[]]
+    used = 0
+    for text, n in zip(texts, counts, strict=True):
+        if batches[-1] and used + n > budget:
+            batches.append([])
+            used = 0
+        batches[-1].append(text)
+        used += n
+    return batches
+
+
 # named errors of the library, as HTTP statuses (ApiError carries its own)
 STATUS_OF: dict[type[Exception], int] = {
     InvalidRequest: 400,
@@ -352,60 +412,45 @@ STATUS_OF: dict[type[Exception], int] = {
     NotFound: 404,
     StoreError: 503,
     ModelUnavailable: 503,
+    Closing: 503,
 }
 
 
 async def _error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, ApiError):
-        status_code = exc.status
+    headers = exc.headers if isinstance(exc, Overload) else {}
+    if isinstance(exc, ApiError | Overload):
+        status_code, message = exc.status, exc.message
     else:  # the first listed class it is an instance of (FingerprintMismatch is a StoreError)
         status_code = next(code for kind, code in STATUS_OF.items() if isinstance(exc, kind))
-    message = exc.message if isinstance(exc, ApiError) else str(exc)
+        message = str(exc)
     if request.url.path.startswith("/v1/"):  # the OpenAI error shape
         kind = "invalid_request_error" if status_code < 500 else "server_error"
         error = {"message": message, "type": kind, "param": None, "code": None}
-        return JSONResponse({"error": error}, status_code)
-    return JSONResponse({"error": message}, status_code)
-
-
-class _NoCrossSiteWrites:
-    """Refuses writes a web page on another site makes through the user's browser (its Origin)."""
-
-    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
-        self.app, self.hosts = app, hosts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            origin = Headers(scope=scope).get("origin")
-            if origin and urlsplit(origin).hostname not in self.hosts:
-                await JSONResponse({"error": "cross-site request refused"}, 403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        return JSONResponse({"error": error}, status_code, headers=headers)
+    return JSONResponse({"error": message}, status_code, headers=headers)
 
 
 PUBLIC = {"/health", "/auth/login", "/auth/logout"}
-FILE_TOKEN_PATHS = {"/files"}
-
-
-def _bearer(headers: Headers) -> str | None:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class _RequireLogin:
     """Team access: nobody past this without a valid token (``PUBLIC`` paths aside); the principal
     goes into the scope for the handlers' role checks."""
 
-    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
-        self.app, self.sessions = app, sessions
+    def __init__(self, app: ASGIApp, sessions: Sessions, budgets: Budgets) -> None:
+        self.app, self.sessions, self.threads = app, sessions, budgets.auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        token = _bearer(request.headers)
-        who = await run_in_threadpool(self.sessions.check, token) if token else None
+        token = bearer(request.headers)
+        who = (
+            await anyio.to_thread.run_sync(self.sessions.check, token, limiter=self.threads)
+            if token
+            else None
+        )
         if who is None and scope["path"] in FILE_TOKEN_PATHS and request.query_params.get("ft"):
             who = self.sessions.check_file_token(request.query_params["ft"])
         if who is None and scope["path"] not in PUBLIC:
@@ -449,16 +494,18 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
         finally:
             await run_in_threadpool(kb.close)
 
-    sessions = sessions_for(settings)
-    middleware = [Middleware(_NoCrossSiteWrites, hosts=LOOPBACK | {settings.service_host})]
+    sessions, budgets = sessions_for(settings), Budgets.from_settings(settings)
+    hosts = LOOPBACK | {settings.service_host}
+    middleware = [Middleware(SameOriginWrites, hosts=hosts, port=settings.service_port)]
+    if settings.service_host in LOOPBACK:  # DNS rebinding: only loopback names reach a loopback bind
+        middleware.insert(0, Middleware(LoopbackHosts, hosts=LOOPBACK))
     if sessions is not None:
-        middleware.append(Middleware(_RequireLogin, sessions=sessions))
-    ipv4_loopback = LOOPBACK - {"::1"}  # Starlette's host check cannot parse bracketed IPv6 hosts
-    if settings.service_host in ipv4_loopback:  # DNS rebinding: only loopback names reach a loopback bind
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=sorted(ipv4_loopback)))
-    handlers: dict[Any, Any] = {ApiError: _error, **{kind: _error for kind in STATUS_OF}}
+        middleware.append(Middleware(_RequireLogin, sessions=sessions, budgets=budgets))
+    elif settings.access == "local":  # another account on this machine cannot read the token file
+        middleware.append(Middleware(LocalTokenGate, token=ensure_token(settings.data_dir)))
+    handlers: dict[Any, Any] = {ApiError: _error, Overload: _error, **{kind: _error for kind in STATUS_OF}}
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
-    app.state.sessions = sessions
+    app.state.sessions, app.state.budgets = sessions, budgets
     return app
 
 

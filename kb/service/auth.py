@@ -16,6 +16,7 @@ Browser logins get a session token (random, kept in the service's memory, expiri
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
@@ -23,23 +24,36 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kb.contract import ROLES, role_at_least
+from kb.service.ratelimit import LoginLimiter
+from kb.settings import DEFAULTS
 
 TOKEN_PREFIX = "kb_"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 MIN_PASSWORD = 8
 # scrypt at 16 MiB per hash: ~50 ms here, expensive for a guesser
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
-FAILED_LOGINS_MAX = 5  # failures per user name within FAILED_LOGINS_WINDOW_S before logins are refused
-FAILED_LOGINS_WINDOW_S = 300.0
+MAX_NAME = 64
+FAILED_LOGINS_MAX = DEFAULTS.login_failures_max  # failures per name and address within the window
+FAILED_LOGINS_WINDOW_S = DEFAULTS.login_window_s
 
 
 class AuthError(ValueError):
     """A bad name, password, role or token, or an account that does not exist."""
+
+
+class TooManyLogins(AuthError):
+    """Logins refused for a while (``retry_after`` seconds) after too many failures."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def hash_password(password: str) -> str:
@@ -68,7 +82,7 @@ def _token_digest(secret: str) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not name or len(name) > 64 or not set(name) <= NAME_CHARS:
+    if not name or len(name) > MAX_NAME or not set(name) <= NAME_CHARS:
         raise AuthError("a name is 1–64 letters, digits or . _ - @")
     return name
 
@@ -94,29 +108,42 @@ class Accounts:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, ...] | None = None
         self._data: dict[str, Any] = {"users": {}, "tokens": {}}
 
     # --- file -------------------------------------------------------------------------------------
-    def _load(self) -> dict[str, Any]:
+    def _load(self, fresh: bool = False) -> dict[str, Any]:
         with self._lock:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
                 self._seen, self._data = None, {"users": {}, "tokens": {}}
                 return self._data
-            if self._seen != (st.st_mtime_ns, st.st_size):
+            # every save replaces the file: a new inode even when an edit keeps the size and the mtime
+            seen = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+            if fresh or self._seen != seen:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self._data = {
                     "users": dict(data.get("users") or {}),
                     "tokens": dict(data.get("tokens") or {}),
                 }
-                self._seen = (st.st_mtime_ns, st.st_size)
+                self._seen = seen
             return self._data
 
-    def _save(self, data: dict[str, Any]) -> None:
+    @contextmanager
+    def _editing(self) -> Iterator[dict[str, Any]]:
+        """The file's current content, for one read-modify-write that no other writer interleaves with
+        (an exclusive lock on a file beside it, held until the change is saved)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self._load(fresh=True)
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
@@ -141,32 +168,35 @@ class Accounts:
         _check_name(name)
         if len(password) < MIN_PASSWORD:
             raise AuthError(f"a password has at least {MIN_PASSWORD} characters")
-        data = self._load()
-        old = data["users"].get(name)
-        role = _check_role(role or (old["role"] if old else "reader"))
-        users = {
-            **data["users"],
-            name: {
-                "role": role,
-                "hash": hash_password(password),
-                "created": old["created"] if old else _now(),
-            },
-        }
-        self._save({**data, "users": users})
+        hashed = hash_password(password)  # slow: outside the file's lock
+        with self._editing() as data:
+            old = data["users"].get(name)
+            role = _check_role(role or (old["role"] if old else "reader"))
+            users = {
+                **data["users"],
+                name: {"role": role, "hash": hashed, "created": old["created"] if old else _now()},
+            }
+            self._save({**data, "users": users})
 
     def set_role(self, name: str, role: str) -> None:
-        data = self._load()
-        if name not in data["users"]:
-            raise AuthError(f"no user {name!r}")
-        users = {**data["users"], name: {**data["users"][name], "role": _check_role(role)}}
-        self._save({**data, "users": users})
+        with self._editing() as data:
+            if name not in data["users"]:
+                raise AuthError(f"no user {name!r}")
+            users = {**data["users"], name: {**data["users"][name], "role": _check_role(role)}}
+            self._save({**data, "users": users})
 
     def remove_user(self, name: str) -> None:
-        data = self._load()
-        if name not in data["users"]:
-            raise AuthError(f"no user {name!r}")
-        users = {n: u for n, u in data["users"].items() if n != name}
-        self._save({**data, "users": users})
+        """Remove a user and the API tokens made in that user's name."""
+        with self._editing() as data:
+            if name not in data["users"]:
+                raise AuthError(f"no user {name!r}")
+            users = {n: u for n, u in data["users"].items() if n != name}
+            tokens = {i: t for i, t in data["tokens"].items() if t["name"] != name}
+            self._save({**data, "users": users, "tokens": tokens})
+
+    def user(self, name: str) -> dict[str, str] | None:
+        """A user's record (role, hash, created), None if there is none."""
+        return self._load()["users"].get(name)
 
     def check_password(self, name: str, password: str) -> Principal | None:
         user = self._load()["users"].get(name)
@@ -187,28 +217,28 @@ class Accounts:
         _check_name(name)
         _check_role(role)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        data = self._load()
-        tokens = {
-            **data["tokens"],
-            token_id: {"name": name, "role": role, "digest": _token_digest(secret), "created": _now()},
-        }
-        self._save({**data, "tokens": tokens})
+        entry = {"name": name, "role": role, "digest": _token_digest(secret), "created": _now()}
+        with self._editing() as data:
+            self._save({**data, "tokens": {**data["tokens"], token_id: entry}})
         return f"{TOKEN_PREFIX}{token_id}_{secret}"
 
     def revoke_token(self, token_id: str) -> None:
-        data = self._load()
-        if token_id not in data["tokens"]:
-            raise AuthError(f"no token {token_id!r}")
-        self._save({**data, "tokens": {i: t for i, t in data["tokens"].items() if i != token_id}})
+        with self._editing() as data:
+            if token_id not in data["tokens"]:
+                raise AuthError(f"no token {token_id!r}")
+            self._save({**data, "tokens": {i: t for i, t in data["tokens"].items() if i != token_id}})
 
     def check_token(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX):
             return None
         token_id, _, secret = token[len(TOKEN_PREFIX) :].partition("_")
-        entry = self._load()["tokens"].get(token_id)
+        data = self._load()
+        entry = data["tokens"].get(token_id)
         if entry is None or not hmac.compare_digest(entry["digest"], _token_digest(secret)):
             return None
-        return Principal(entry["name"], entry["role"], "token")
+        user = data["users"].get(entry["name"])  # a token in a user's name acts at most with that user's role
+        role = entry["role"] if user is None or role_at_least(user["role"], entry["role"]) else user["role"]
+        return Principal(entry["name"], role, "token")
 
 
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
@@ -223,36 +253,43 @@ class _Session:
     principal: Principal
     file_token: str
     expires: float
+    password_hash: str  # the hash at login: a changed password ends the session
 
 
 class Sessions:
-    """Browser logins: random session tokens in memory (a restart logs everyone out)."""
+    """Browser logins: random session tokens in memory (a restart logs everyone out).
 
-    def __init__(self, accounts: Accounts, hours: float) -> None:
+    Guesses are limited per address and name (``ratelimit.LoginLimiter``)."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        hours: float,
+        max_failures: int = FAILED_LOGINS_MAX,
+        window_s: float = FAILED_LOGINS_WINDOW_S,
+    ) -> None:
         self.accounts, self.ttl = accounts, hours * 3600
         self._lock = threading.Lock()
         self._by_token: dict[str, _Session] = {}
         self._by_file_token: dict[str, str] = {}
-        self._failures: dict[str, list[float]] = {}
+        self.limiter = LoginLimiter(max_failures, window_s)
 
-    def login(self, name: str, password: str) -> dict[str, Any]:
-        """``{token, file_token, user, role, expires}``; AuthError on a wrong name or password, or
-        after too many recent failures for that name."""
-        now = time.time()
-        with self._lock:
-            recent = [t for t in self._failures.get(name, []) if now - t < FAILED_LOGINS_WINDOW_S]
-            self._failures[name] = recent
-            if len(recent) >= FAILED_LOGINS_MAX:
-                raise AuthError("too many failed logins for this name; try again in a few minutes")
-        principal = self.accounts.check_password(name, password)
-        if principal is None:
-            with self._lock:
-                self._failures.setdefault(name, []).append(now)
+    def login(self, name: str, password: str, address: str = "") -> dict[str, Any]:
+        """``{token, file_token, user, role, expires}``; AuthError on a wrong name or password, TooManyLogins
+        while this address (or this address for this name) has to wait."""
+        wait, stamp = self.limiter.reserve(address, name[:MAX_NAME])
+        if wait is not None:
+            raise TooManyLogins("too many failed logins; try again later", wait)
+        user = self.accounts.user(name) if len(name) <= MAX_NAME else None
+        # the same work whether or not the name exists
+        if not verify_password(password, user["hash"] if user else _DUMMY_HASH) or user is None:
             raise AuthError("wrong user name or password")
+        self.limiter.succeeded(address, name, stamp)
+        principal = Principal(name, user["role"], "session")
+        now = time.time()
         token, file_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         with self._lock:
-            self._failures.pop(name, None)
-            self._by_token[token] = _Session(principal, file_token, now + self.ttl)
+            self._by_token[token] = _Session(principal, file_token, now + self.ttl, user["hash"])
             self._by_file_token[file_token] = token
         return {
             "token": token,
@@ -275,12 +312,13 @@ class Sessions:
         if session.expires < time.time():
             self.logout(token)
             return None
-        # the account may have been removed or its role changed since the login
-        user = next((u for u in self.accounts.users() if u["name"] == session.principal.name), None)
-        if user is None:
+        # the account may have been removed, its password or its role changed since the login
+        user = self.accounts.user(session.principal.name)
+        if user is None or user["hash"] != session.password_hash:
             self.logout(token)
             return None
-        return _Session(Principal(user["name"], user["role"], "session"), session.file_token, session.expires)
+        principal = Principal(session.principal.name, user["role"], "session")
+        return _Session(principal, session.file_token, session.expires, session.password_hash)
 
     def check(self, token: str) -> Principal | None:
         """The principal behind a session token or an API token."""
@@ -302,6 +340,7 @@ __all__ = [
     "AuthError",
     "Principal",
     "Sessions",
+    "TooManyLogins",
     "hash_password",
     "role_at_least",
     "verify_password",

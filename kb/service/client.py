@@ -20,6 +20,7 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 
+from kb.service.local_token import file_token, read_token
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class KbClient:
         content_type: str | None = None,
         timeout: float | None = None,
         raw: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The JSON answer (``raw``: the bytes) or ServiceError."""
         url = self.base_url + path + (f"?{urlencode(params)}" if params else "")
@@ -73,6 +75,8 @@ class KbClient:
             req.add_header("Content-Type", content_type)
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urlopen(req, timeout=self.timeout if timeout is None else timeout) as resp:
                 answer = resp.read()
@@ -95,9 +99,12 @@ class KbClient:
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/status")
 
-    def login(self, username: str, password: str) -> dict[str, Any]:
-        """``{token, file_token, user, role, expires}``; ServiceError 401 on a wrong password."""
-        return self._request("POST", "/auth/login", body={"username": username, "password": password})
+    def login(self, username: str, password: str, client_address: str | None = None) -> dict[str, Any]:
+        """``{token, file_token, user, role, expires}``; ServiceError 401 on a wrong password, 429 while
+        too many have failed. ``client_address``: whom the app logs in for (guesses are limited per address)."""
+        headers = {"X-Forwarded-For": client_address} if client_address else None
+        body = {"username": username, "password": password}
+        return self._request("POST", "/auth/login", body=body, headers=headers)
 
     def logout(self) -> None:
         self._request("POST", "/auth/logout")
@@ -174,9 +181,10 @@ class KbClient:
     def delete_document(self, source: str) -> dict[str, Any]:
         return self._request("DELETE", "/documents", params={"source": source})
 
-    def file_url(self, source: str, page: int | None = None) -> str:
-        """Where a browser opens the source file (at ``page`` for PDFs)."""
+    def file_url(self, source: str, page: Any = None) -> str:
+        """Where a browser opens the source file (at ``page`` for PDFs: a positive integer, else ignored)."""
         params = {"source": source, **({"ft": self.file_token} if self.file_token else {})}
+        page = page if isinstance(page, int) and not isinstance(page, bool) and page > 0 else None
         return f"{self.base_url}/files?{urlencode(params)}" + (f"#page={page}" if page else "")
 
     def fetch_file(self, source: str) -> bytes:
@@ -238,15 +246,32 @@ def serves_store(health: dict[str, Any], settings: Settings) -> bool:
     )
 
 
+def credentials(settings: Settings, health: dict[str, Any]) -> str | None:
+    """The token to send a service that answered ``health`` to a stranger: ``KB_API_TOKEN`` when it has
+    team access on, else the local token in this data folder (when this account may read it)."""
+    if health.get("auth"):
+        return settings.api_token
+    return read_token(settings.data_dir) if health.get("local_token") else None
+
+
 def find_service(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> KbClient | None:
     """A client of the service at ``service_url`` if one answers within ``timeout`` and serves this store."""
-    client = KbClient(settings.service_base_url, token=settings.api_token)
+    client = KbClient(settings.service_base_url)
     try:
         health = client.health(timeout=timeout)
+        if isinstance(health, dict) and "data_dir" not in health:  # it wants credentials first
+            client.token = credentials(settings, health)
+            if client.token is None:
+                return client  # it hides which store it serves from callers without a token: its 401 says why
+            known = client.health(timeout=timeout)
+            if "data_dir" in known or health.get("auth"):
+                health = known
+            else:  # our data folder's token is not its token: another store's service
+                health = {**health, "data_dir": "another data folder"}
     except ServiceError:
         return None
     if isinstance(health, dict) and health.get("auth") and "data_dir" not in health:
-        return client  # it hides which store it serves from callers without a valid token: its 401 says why
+        return client  # a wrong KB_API_TOKEN: its 401 says why
     if not isinstance(health, dict) or not serves_store(health, settings):
         log.warning(
             "the kb service at %s serves another store (%s); working in this process",
@@ -257,4 +282,13 @@ def find_service(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> KbClie
     return client
 
 
-__all__ = ["KbClient", "ServiceError", "find_service", "serves_store"]
+def local_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_S) -> KbClient:
+    """A client of the service at ``service_url`` with the local token of this data folder, if readable
+    (the app and the tests use it; the CLI goes through ``find_service``)."""
+    token = read_token(settings.data_dir)
+    return KbClient(
+        settings.service_base_url, timeout, token=token, file_token=file_token(token) if token else None
+    )
+
+
+__all__ = ["KbClient", "ServiceError", "credentials", "find_service", "local_client", "serves_store"]

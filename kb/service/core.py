@@ -30,9 +30,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ingest.discover import hidden_part
 from ingest.loaders import LoadOptions, kind_for
 from ingest.model.embedder import make_embedder
 from ingest.model.gpuinfo import query_vram
+from ingest.model.protocols import RerankScore
 from ingest.model.recipes import cut_dimension
 from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
 from ingest.records import point_id
@@ -40,7 +42,7 @@ from ingest.store import make_store
 from kb.contract import UPLOAD_SCOPE
 from kb.search.query import SearchRequest, SearchResult, search
 from kb.service.jobs import Job, JobQueue, Upload
-from kb.settings import Settings
+from kb.settings import DEFAULT_QUERY_TASK, Settings
 from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ FOLDER_ROOT_KEY = "folder_root"  # meta: the root of the last folder job that ra
 UPLOAD_NAME = re.compile(r"[0-9a-f]{16}-[\w-]{1,40}(\.[a-z0-9]{1,10})?")
 PROGRESS_EVERY_S = 0.25  # how often a running job's progress is written to the queue
 WORKER_IDLE_S = 1.0
-STOP_GRACE_S = 10.0  # how long a stop waits for the running job to reach the end of a batch
 
 
 class InvalidRequest(ValueError):
@@ -95,18 +96,43 @@ def _progress_dict(p: Progress) -> dict[str, Any]:
     }
 
 
+class Closing(RuntimeError):
+    """The service is stopping: no model call starts any more."""
+
+
 class _SerialQueries:
     """The embedder, with its single query context used by one thread at a time."""
 
-    def __init__(self, embedder: Any, lock: threading.Lock) -> None:
-        self._embedder, self._lock = embedder, lock
+    def __init__(self, embedder: Any, lock: threading.Lock, closed: threading.Event) -> None:
+        self._embedder, self._lock, self._closed = embedder, lock, closed
 
     def embed_query(self, text: str, task: str | None = None) -> np.ndarray:
         with self._lock:
+            if self._closed.is_set():
+                raise Closing("the service is stopping")
             return self._embedder.embed_query(text, task)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._embedder, name)
+
+
+class _SerialReranker:
+    """The reranker's one context, locked for one document's scoring at a time (never a whole search),
+    so that reranked searches take turns document by document and a stop waits for one document only."""
+
+    def __init__(self, reranker: Any, lock: threading.Lock, closed: threading.Event) -> None:
+        self._reranker, self._lock, self._closed = reranker, lock, closed
+
+    def score(
+        self, query: str, documents: list[str], instruction: str = DEFAULT_QUERY_TASK
+    ) -> list[RerankScore]:
+        out: list[RerankScore] = []
+        for doc in documents:
+            with self._lock:
+                if self._closed.is_set():
+                    raise Closing("the service is stopping")
+                out.extend(self._reranker.score(query, [doc], instruction))
+        return out
 
 
 class KbService:
@@ -126,7 +152,9 @@ class KbService:
             self.load_seconds = time.perf_counter() - started
             undo.pop_all()
         self._query_lock, self._rerank_lock = threading.Lock(), threading.Lock()
-        self._queries = _SerialQueries(self.embedder, self._query_lock)
+        self._embed_lock, self._load_lock = threading.Lock(), threading.Lock()
+        self._models_closed = threading.Event()
+        self._queries = _SerialQueries(self.embedder, self._query_lock, self._models_closed)
         self._reranker: Any = None
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
@@ -152,15 +180,17 @@ class KbService:
         self._stop.set()
         self._wake.set()
         if self._worker.is_alive():
-            self._worker.join(STOP_GRACE_S)
+            self._worker.join(self.settings.stop_grace_s)
         if self._worker.is_alive():
             log.warning("the running job is mid-batch; it resumes when the service starts again")
             return  # the model and the store are in use: closing them under the worker would crash it
-        with self._rerank_lock:
+        # no model call is under way once these are held, and none starts after (``Closing``)
+        with self._load_lock, self._query_lock, self._rerank_lock, self._embed_lock:
+            self._models_closed.set()
             if self._reranker is not None:
                 self._reranker.close()
-        self.store.close()
-        self.embedder.close()
+            self.store.close()
+            self.embedder.close()
         self.queue.close()
 
     # --- the ingest worker ------------------------------------------------------------------------
@@ -194,8 +224,14 @@ class KbService:
 
         s = self.settings
         try:
+            if upload:
+                root, within, avoid = self.uploads_dir, tuple[Path, ...](), tuple[Path, ...]()
+            else:  # the folder may have changed (or become a link) since the job was queued
+                root = self.checked_root(job.path)
+                within = tuple(r.resolve() for r in s.ingest_roots) or (root,)
+                avoid = (s.data_dir.resolve(),)
             report = ingest_folder(
-                Path(job.path),
+                root,
                 self.embedder,
                 self.store,
                 ChunkSettings.from_settings(s),
@@ -206,6 +242,8 @@ class KbService:
                 on_progress=on_progress,
                 load_options=LoadOptions.from_settings(s),
                 limits=IngestLimits.from_settings(s),
+                within=within,
+                avoid=avoid,
             )
         except _Interrupted:
             self.queue.requeue(job.id)
@@ -219,20 +257,34 @@ class KbService:
         if job.rebuild and not upload and self.queue.uploads():  # the rebuild dropped the uploads' points
             self.queue.submit("upload", str(self.uploads_dir), job.origin)
 
-    def submit_folder(self, path: str, rebuild: bool, exclude: list[str], origin: str) -> Job:
+    def checked_root(self, path: str) -> Path:
+        """The resolved folder a folder job may ingest, checked when it is submitted and again when it
+        runs: absolute, a folder, not hidden, neither inside nor around kb's data folder, and under
+        ``KB_INGEST_ROOTS`` when set (symlinks resolved first). InvalidRequest or Refused otherwise."""
         root = Path(path)
         if not root.is_absolute():
             raise InvalidRequest(f"path must be absolute: {path}")
-        if not root.is_dir():
+        resolved = root.resolve()
+        if not resolved.is_dir():
             raise InvalidRequest(f"not a folder: {path}")
-        if root.resolve().is_relative_to(self.settings.data_dir.resolve()):
+        data = self.settings.data_dir.resolve()
+        if resolved.is_relative_to(data):
             raise InvalidRequest(f"{path} is inside kb's own data folder; upload files instead")
+        if data.is_relative_to(resolved):
+            raise Refused(f"{path} contains kb's own data folder ({data}); ingest a folder beside it")
+        hidden = hidden_part(root) or hidden_part(resolved)
+        if hidden:
+            raise Refused(f"{path} is in a hidden folder ({hidden}); hidden folders are never ingested")
         roots = [r.resolve() for r in self.settings.ingest_roots]
-        if roots and not any(root.resolve().is_relative_to(r) for r in roots):  # symlinks resolved first
+        if roots and not any(resolved.is_relative_to(r) for r in roots):
             raise Refused(
                 f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS: "
                 f"{', '.join(map(str, self.settings.ingest_roots))})"
             )
+        return resolved
+
+    def submit_folder(self, path: str, rebuild: bool, exclude: list[str], origin: str) -> Job:
+        root = self.checked_root(path)
         job = self.queue.submit("folder", str(root), origin, rebuild, exclude)
         self._wake.set()
         return job
@@ -283,23 +335,32 @@ class KbService:
         return {"job": job.as_dict(), "files": stored, "rejected": rejected}
 
     # --- searching and embedding ------------------------------------------------------------------
+    def _loaded_reranker(self) -> _SerialReranker:
+        with self._load_lock:
+            if self._models_closed.is_set():
+                raise Closing("the service is stopping")
+            if self._reranker is None:
+                from ingest.model.reranker import make_reranker
+
+                self._reranker = make_reranker(self.settings)
+        return _SerialReranker(self._reranker, self._rerank_lock, self._models_closed)
+
     def search(self, req: SearchRequest) -> SearchResult:
-        if not req.rerank:
-            result = search(req, self._queries, self.store)
-        else:
-            with self._rerank_lock:
-                if self._reranker is None:
-                    from ingest.model.reranker import make_reranker
+        """A search; the locks are held only around each model call (``_SerialQueries``,
+        ``_SerialReranker``), so a long reranked search does not hold up plain ones."""
+        reranker = self._loaded_reranker() if req.rerank else None
+        return search(req, self._queries, self.store, reranker)
 
-                    self._reranker = make_reranker(self.settings)
-                result = search(req, self._queries, self.store, self._reranker)
-        return result
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [self.embedder.count_tokens(t) for t in texts]
 
-    def embeddings(self, texts: list[str], dimensions: int | None) -> tuple[np.ndarray, int]:
-        vectors = self.embedder.embed_documents(texts)
-        if dimensions is not None:
-            vectors = cut_dimension(vectors, dimensions)
-        return vectors, sum(self.embedder.count_tokens(t) for t in texts)
+    def embeddings(self, texts: list[str], dimensions: int | None) -> np.ndarray:
+        """Document vectors for one batch of texts (the API splits a request into batches)."""
+        with self._embed_lock:
+            if self._models_closed.is_set():
+                raise Closing("the service is stopping")
+            vectors = self.embedder.embed_documents(texts)
+        return vectors if dimensions is None else cut_dimension(vectors, dimensions)
 
     # --- documents and files ----------------------------------------------------------------------
     def documents(self) -> list[dict[str, Any]]:

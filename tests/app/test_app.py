@@ -32,6 +32,7 @@ from app.render import (
     vram_label,
 )
 from kb.service.client import KbClient, ServiceError
+from kb.service.local_token import read_token
 from kb.tools.evaluate import REPORT_DIR
 from tests.helpers.evalreports import backdate, write_sample
 
@@ -236,6 +237,7 @@ def served(qwen3_gguf, tmp_path_factory):
         while True:
             try:
                 client.health(timeout=1)
+                client.token = read_token(root / "data")  # the local token the service wrote
                 break
             except ServiceError:
                 assert proc.poll() is None and time.monotonic() < deadline, "kb serve did not start"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kb.service.client import KbClient
+from kb.service.local_token import read_token
 from tests.helpers.corpus import CHINESE_CANARY, write_markdown, write_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,8 @@ def stack(qwen3_gguf, tmp_path):
             )
             wait_http(f"http://127.0.0.1:{api}/health", procs[0])
             wait_http(f"http://127.0.0.1:{ui}/_stcore/health", procs[1])
-            yield f"http://127.0.0.1:{ui}", KbClient(env["KB_SERVICE_URL"])
+            token = read_token(tmp_path / "data")  # the local token the service wrote
+            yield f"http://127.0.0.1:{ui}", KbClient(env["KB_SERVICE_URL"], token=token)
     finally:
         for p in procs:
             p.terminate()

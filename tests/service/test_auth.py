@@ -345,6 +345,7 @@ def test_app_on_a_lan_address_refuses_a_service_without_team_access(qwen3_gguf, 
     before = config.get_option("server.address")
     try:
         monkeypatch.setenv("KB_SERVICE_URL", service.client.base_url)
+        monkeypatch.setenv("KB_DATA_DIR", str(service.data_dir))  # where the app finds the local token
         config.set_option("server.address", "0.0.0.0")
         at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=60).run()
         assert any("team access off" in e.value for e in at.error)

@@ -23,6 +23,7 @@ from ingest.pipeline import owns
 from kb.cli.main import main as kb_main
 from kb.service.client import KbClient, ServiceError
 from kb.service.core import UPLOAD_NAME, UPLOAD_SCOPE, safe_upload_name
+from kb.service.local_token import file_token, read_token
 from kb.tools.evaluate import REPORT_DIR
 from tests.helpers import modelgen
 from tests.helpers.evalreports import PNG_MAGIC, backdate, write_sample
@@ -80,11 +81,17 @@ class Service:
                 raise AssertionError(f"kb serve exited {self.proc.returncode}:\n{self.log.read_text()}")
             try:
                 self.client.health(timeout=0.5)
+                self.trust()
                 return self
             except ServiceError:
                 time.sleep(0.1)
         self.stop(signal.SIGKILL)
         raise AssertionError(f"kb serve did not answer:\n{self.log.read_text()}")
+
+    def trust(self) -> None:
+        """Give the client the local token the service wrote (none with team access on)."""
+        token = read_token(self.data_dir)
+        self.client.token, self.client.file_token = token, token and file_token(token)
 
     @property
     def running(self) -> bool:
@@ -154,8 +161,17 @@ def wait_done(client: KbClient, job_id: str) -> dict:
     raise AssertionError(f"job {job_id} still {job['state']}")
 
 
-def post_json(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+def authorized(
+    client: KbClient, url: str, data: bytes | None = None, **headers: str
+) -> urllib.request.Request:
+    """A request to the service carrying the client's token (the local token: team access off)."""
+    return urllib.request.Request(url, data, {**headers, "Authorization": f"Bearer {client.token}"})
+
+
+def post_json(client: KbClient, path: str, body: dict) -> tuple[int, dict]:
+    req = authorized(
+        client, client.base_url + path, json.dumps(body).encode(), **{"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -234,7 +250,7 @@ def test_eval_reports_are_listed_with_the_newest_inline_and_charts_served(servic
     assert inline["markdown"] == (out / f"{new}.md").read_text() and inline["png"].endswith(f"{new}.png")
     assert [r["config"]["name"] for r in client.eval_reports(old)["report"]["data"]["results"]] == ["small"]
     assert client.eval_chart(old) == (out / f"{old}.png").read_bytes()
-    with urllib.request.urlopen(f"{client.base_url}/eval/reports/{new}/chart") as resp:
+    with urllib.request.urlopen(authorized(client, f"{client.base_url}/eval/reports/{new}/chart")) as resp:
         assert resp.read()[:8] == PNG_MAGIC and resp.headers["Content-Type"] == "image/png"
         assert resp.headers["Content-Security-Policy"] == "sandbox"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -248,7 +264,7 @@ def test_eval_reports_are_listed_with_the_newest_inline_and_charts_served(servic
         assert err.value.status in (400, 404), bad
     for name in ("../x", "a/b", "..%2F..%2Fsecret"):
         with pytest.raises(urllib.error.HTTPError) as http:
-            urllib.request.urlopen(f"{client.base_url}/eval/reports/{name}/chart")
+            urllib.request.urlopen(authorized(client, f"{client.base_url}/eval/reports/{name}/chart"))
         http.value.close()
         assert http.value.code in (400, 404), name
 
@@ -311,7 +327,7 @@ def test_concurrent_searches_agree_and_rerank_loads_once(service):
 
 def test_openai_embeddings_equal_the_document_embedder(service, qwen3_embedder):
     texts = ["Tomatoes need full sun.", "向量数据库用于存储嵌入向量。", "def f(x):\n    return x"]
-    status, answer = post_json(service.client.base_url + "/v1/embeddings", {"input": texts, "model": "any"})
+    status, answer = post_json(service.client, "/v1/embeddings", {"input": texts, "model": "any"})
     assert status == 200 and answer["object"] == "list" and answer["model"].endswith(".gguf")
     assert [d["index"] for d in answer["data"]] == [0, 1, 2] and answer["data"][0]["object"] == "embedding"
     got = np.array([d["embedding"] for d in answer["data"]], dtype=np.float32)
@@ -320,10 +336,10 @@ def test_openai_embeddings_equal_the_document_embedder(service, qwen3_embedder):
     np.testing.assert_allclose(got, want, atol=2e-4)
     assert answer["usage"]["prompt_tokens"] == sum(qwen3_embedder.count_tokens(t) for t in texts)
     np.testing.assert_allclose(service.client.embeddings(texts), got, atol=1e-6)  # base64 path
-    status, one = post_json(service.client.base_url + "/v1/embeddings", {"input": texts[0], "dimensions": 32})
+    status, one = post_json(service.client, "/v1/embeddings", {"input": texts[0], "dimensions": 32})
     cut = np.array(one["data"][0]["embedding"])
     assert status == 200 and cut.shape == (32,) and abs(np.linalg.norm(cut) - 1) < 1e-5
-    status, bad = post_json(service.client.base_url + "/v1/embeddings", {"input": [[1, 2, 3]]})
+    status, bad = post_json(service.client, "/v1/embeddings", {"input": [[1, 2, 3]]})
     assert status == 400 and bad["error"]["type"] == "invalid_request_error"
 
 
@@ -362,9 +378,9 @@ def test_hostile_upload_names_stay_under_uploads_with_generated_names(service):
     with urllib.request.urlopen(service.client.file_url(answer["files"][0]["source"])) as resp:
         assert resp.read() == files[0][1]
         assert resp.headers["content-disposition"] == 'inline; filename="passwd"'  # the name's last part only
-    again = service.client.upload([*files[:1], ("photo.PNG", b"\x89PNG")])
+    again = service.client.upload([*files[:1], ("clip.MP4", b"\x00\x00\x00\x18ftypmp42")])
     assert again["files"][0]["duplicate"] and again["files"][0]["source"] == answer["files"][0]["source"]
-    assert [r["original_name"] for r in again["rejected"]] == ["photo.PNG"]
+    assert [r["original_name"] for r in again["rejected"]] == ["clip.MP4"]
     assert len(list(uploads.iterdir())) == len(HOSTILE_NAMES)  # neither the duplicate nor the image stored
     with pytest.raises(ServiceError) as err:
         service.client.upload([("only.zip", b"PK")])
