@@ -21,8 +21,8 @@ import pytest
 
 from ingest.pipeline import owns
 from kb.cli.main import main as kb_main
-from kb.service.client import KbClient, ServiceError
 from kb.contract import UPLOAD_SOURCE
+from kb.service.client import KbClient, ServiceError
 from kb.service.core import UPLOAD_NAME, UPLOAD_SCOPE, safe_upload_name
 from kb.tools.evaluate import REPORT_DIR
 from tests.helpers import modelgen
