@@ -21,7 +21,9 @@ again; the next run redoes exactly the files that are not complete):
    (source, position), so a changed file's points are overwritten in place;
 5. after the upsert of the batch that holds a file's last chunk, the file's leftovers are deleted
    (points whose ``file_hash`` is not the new one: the tail of a file that shrank);
-6. the store is flushed after a batch (after 4 and 5) at most every ``FLUSH_EVERY_S`` seconds, and
+6. a run stopped by an exception between batches (a cancel, a stop) deletes the points of the files
+   it had begun but not finished writing, so that each file is complete under its hash or absent;
+7. the store is flushed after a batch (after 4 and 5) at most every ``FLUSH_EVERY_S`` seconds, and
    at the end of the run. Every write is in the engine's write-ahead log when it returns, so a
    killed process loses nothing; an OS crash may lose the writes since the last flush, a suffix of
    the sequence above, which the next run redoes like any other incomplete file.
@@ -39,7 +41,8 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,16 +266,25 @@ class _Writer:
         self.buffer: deque[Chunk] = deque()
         self.tokens = 0
         self.pending: dict[str, int] = {}  # source -> chunks not yet written
+        self.total: dict[str, int] = {}  # source -> chunks of the file
         self.finished: dict[str, tuple[str, str]] = {}  # source -> (file_hash, outcome list name)
         self.flushed = time.monotonic()
 
     def add(self, source: str, file_hash: str, outcome: str, chunks: list[Chunk]) -> None:
-        self.pending[source] = len(chunks)
+        self.pending[source] = self.total[source] = len(chunks)
         self.finished[source] = (file_hash, outcome)
         self.buffer.extend(chunks)
         self.tokens += sum(c.n_tokens for c in chunks)
         while self.tokens >= self.batch_tokens:
             self._write(self._take(self.batch_tokens))
+
+    def abandon(self) -> None:
+        """A run stopped between batches: the files it had begun to write go, so that every file is
+        either complete under its hash or absent (the next sync indexes them again)."""
+        for source, left in self.pending.items():
+            if left < self.total[source]:
+                self.store.delete_source(source)
+        self.store.flush()
 
     def flush(self) -> None:
         """Write whatever is buffered and flush the store."""
@@ -308,7 +320,7 @@ class _Writer:
             self.report.tokens += sum(c.n_tokens for c in batch)
         for source in [s for s, left in self.pending.items() if left == 0]:
             file_hash, outcome = self.finished.pop(source)
-            del self.pending[source]
+            del self.pending[source], self.total[source]
             self.store.delete_source(source, keep_file_hash=file_hash)  # leftovers of a shrunk file
             getattr(self.report, outcome).append(source)
         if flush or time.monotonic() - self.flushed >= FLUSH_EVERY_S:
@@ -377,7 +389,11 @@ def check_removals(
         why = f"this sync would remove {len(going)} of the {held} files of source {source!r} ({root})"
     else:
         return
-    raise SyncRefused(
+    raise refused(why, source, going)
+
+
+def refused(why: str, source: str, going: list[str]) -> SyncRefused:
+    return SyncRefused(
         f"{why}; nothing was deleted. Check the folder (an unmounted drive, a mistyped path?), then "
         "sync with --allow-empty to delete its points, or remove the source (`kb source remove "
         f"{source}`)",
@@ -417,11 +433,7 @@ def ingest_folder(
     root = Path(root)
     found = _folder_files(root, source, exclude)
     if found is None and not allow_removals:
-        raise SyncRefused(
-            f"the folder of source {source!r} is missing or unreadable: {root}; nothing was deleted",
-            source,
-            [],
-        )
+        raise refused(f"the folder of source {source!r} is missing or unreadable: {root}", source, [])
     on_progress = on_progress or (lambda p: None)
     open_collection(store, embedder, chunk_settings, rebuild)  # FingerprintMismatch propagates
     report = IngestReport(source=source)
@@ -455,7 +467,7 @@ def ingest_folder(
     on_progress(progress)
     writer = _Writer(embedder, store, report, progress, on_progress, limits.embed_batch_tokens)
     hard_max = embedder.max_tokens
-    with ParsePool(workers, limits.parse, load_options) as pool:
+    with ParsePool(workers, limits.parse, load_options) as pool, _abandoned_on_error(writer):
         for (key, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
             progress.current = key
             progress.files_done += 1
@@ -470,9 +482,20 @@ def ingest_folder(
             if (pages := PageSources.from_meta(result.meta)) is not None:
                 report.pages[key] = pages
             writer.add(key, digest, outcome, chunks)
-    writer.flush()  # the last batch; flushes the store even when nothing was left to write
+        writer.flush()  # the last batch; flushes the store even when nothing was left to write
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def _abandoned_on_error(writer: _Writer) -> Iterator[None]:
+    """A run stopped by an exception (a cancel raised from ``on_progress``, a stop) leaves no file half
+    written; a killed process leaves incomplete files, which the next run finds and redoes."""
+    try:
+        yield
+    except BaseException:
+        writer.abandon()
+        raise
 
 
 def remove_source(store: Store, source: str) -> int:

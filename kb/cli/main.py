@@ -111,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                reports[0] if root is not None and len(reports) == 1 else reports,
+                reports[0] if (root or args.name) and len(reports) == 1 else reports,
                 ensure_ascii=False,
                 indent=1,
             )

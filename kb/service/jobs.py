@@ -289,19 +289,18 @@ class JobQueue:
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job now; ask a running one to stop (``cancel_requested``). None: no such job;
         JobNotActive when it has finished."""
+        now = time.time()
         with self._lock:
+            row = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            if row[0] not in ("queued", "running"):
+                raise JobNotActive(f"job {job_id} has already finished ({row[0]})")
+            new_state = "cancelled" if row[0] == "queued" else "running"
             self._db.execute(
-                "UPDATE jobs SET state = 'cancelled', cancel = 1, updated = ? WHERE id = ? AND state = 'queued'",
-                (time.time(), job_id),
+                "UPDATE jobs SET state = ?, cancel = 1, updated = ? WHERE id = ?", (new_state, now, job_id)
             )
-            self._db.execute(
-                "UPDATE jobs SET cancel = 1, updated = ? WHERE id = ? AND state = 'running'",
-                (time.time(), job_id),
-            )
-        job = self.get(job_id)
-        if job is not None and not job.cancel:
-            raise JobNotActive(f"job {job_id} has already finished ({job.state})")
-        return job
+        return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         rows = self._exec("SELECT cancel FROM jobs WHERE id = ?", (job_id,))
