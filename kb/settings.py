@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     service_url: str | None = None
     # largest upload request the service accepts (all files together)
     upload_max_mb: int = Field(default=200, ge=1)
+    # watch the source folders for changes ("on"/"off"; each source can be switched off on its own)
+    watch: bool = True
+    # seconds a source's folder must stay quiet after a change before it is synced
+    watch_debounce_s: float = Field(default=2.0, gt=0)
+    # seconds between full rescans of every watched source (for folders whose events never arrive)
+    watch_rescan_s: float = Field(default=600.0, gt=0)
     # folders the service may ingest, separated by the OS path separator (empty: any folder, but
     # only an admin may ask when team access is on)
     ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)

@@ -51,6 +51,7 @@ from ingest.store import make_store
 from kb.contract import UPLOAD_SCOPE, UPLOAD_SOURCE, split_source
 from kb.search.query import SearchRequest, SearchResult, search
 from kb.service.jobs import Job, JobQueue, Upload
+from kb.service.watch import Watcher
 from kb.settings import Settings
 from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
 
@@ -146,6 +147,7 @@ class KbService:
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
         self._closed = False
+        self._watcher: Watcher | None = None
         resumed, failed = self.queue.recover()
         if resumed:
             log.info("resuming %d interrupted job(s)", resumed)
@@ -156,6 +158,13 @@ class KbService:
     def start(self) -> None:
         if not self._worker.is_alive():
             self._worker.start()
+        s = self.settings
+        if s.watch and self._watcher is None:
+            self._watcher = Watcher(self.sources, self._sync_changed, s.watch_debounce_s, s.watch_rescan_s)
+            self._watcher.start()
+
+    def _sync_changed(self, name: str) -> None:
+        self.submit_folder(None, False, [], "watch", name)
 
     def close(self) -> None:
         """Stop the worker (a running job goes back to the queue), then close what was opened.
@@ -166,6 +175,8 @@ class KbService:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.close()
         self._stop.set()
         self._wake.set()
         if self._worker.is_alive():

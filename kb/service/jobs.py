@@ -27,7 +27,7 @@ from typing import Any
 STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_ATTEMPTS = 2  # a job that was running when the service died this often is not run again
 KINDS = ("folder", "upload")
-ORIGINS = ("cli", "ui", "api")
+ORIGINS = ("cli", "ui", "api", "watch")
 LIST_LIMIT = 100
 
 _SCHEMA = """

@@ -152,3 +152,73 @@ def test_a_job_cut_off_by_two_deaths_of_the_service_is_failed_not_run_again(svc,
     assert failed["state"] == "failed" and "2 times" in failed["error"]
     listed = svc.cli("jobs")
     assert listed.returncode == 0 and f"{job['id']}  failed" in listed.stdout
+
+
+def eventually(check, what: str, within_s: float = 10.0):
+    """``check()``'s first truthy value within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {within_s:g} s: {what}")
+
+
+@pytest.mark.slow
+def test_a_watched_folder_is_followed_file_by_file(qwen3_gguf, tmp_path):
+    svc = Service(qwen3_gguf, tmp_path, KB_WATCH_DEBOUNCE_S="1")
+    docs = tmp_path / "watched"
+    write_docs(docs, 3, stem="w")
+    svc.start()
+    client = svc.client
+    try:
+        assert finished(client, client.submit_folder(docs)["id"])["state"] == "done"
+
+        def keys() -> set[str]:
+            return {d["source"] for d in client.documents()}
+
+        def new_jobs(seen: set[str]) -> list[dict]:
+            return [j for j in client.jobs() if j["id"] not in seen and j["origin"] == "watch"]
+
+        def synced(seen: set[str]) -> list[dict] | None:
+            jobs = new_jobs(seen)
+            return jobs if jobs and all(j["state"] == "done" for j in jobs) else None
+
+        seen = {j["id"] for j in client.jobs()}
+        (docs / "new.md").write_text("# New\n\nThe watched canary is a cobalt lemur.\n")
+        eventually(lambda: "watched/new.md" in keys(), "a new file is indexed")
+        hits = client.search("cobalt lemur", k=3, hybrid=True)["hits"]
+        assert "watched/new.md" in {h["source"] for h in hits}
+
+        seen = {j["id"] for j in client.jobs()}
+        (docs / "w001.md").write_text("# Note 1\n\nRewritten: a vermilion okapi.\n")
+        (job,) = eventually(lambda: synced(seen), "an edit is synced")
+        report = job["report"]
+        assert report["updated"] == ["watched/w001.md"] and report["indexed"] == []
+        assert len(report["unchanged"]) == 3  # not re-embedded: the tokens are the edited file's only
+        assert report["chunks"] == 1 and 0 < report["tokens"] < 30
+
+        seen = {j["id"] for j in client.jobs()}
+        for i in range(50):  # an editor saving again and again
+            (docs / "w002.md").write_text(f"# Note 2\n\nSave number {i} of the draft.\n")
+            time.sleep(0.01)
+        eventually(lambda: synced(seen), "a burst of saves is synced")
+        time.sleep(2.5)  # longer than the quiet period: a second sync would have started by now
+        jobs = synced(seen)
+        assert jobs and sum(j["report"]["updated"].count("watched/w002.md") for j in jobs) == 1
+        texts = [h["text"] for h in client.search("Save number draft", k=5, sources=["watched"])["hits"]]
+        assert any("Save number 49 of the draft" in t for t in texts)  # the last save is what is indexed
+
+        (docs / "w000.md").rename(docs / "renamed.md")
+        eventually(lambda: "watched/renamed.md" in keys() and "watched/w000.md" not in keys(), "a rename")
+        (docs / "new.md").unlink()
+        eventually(lambda: "watched/new.md" not in keys(), "a deletion")
+
+        assert svc.cli("source", "watch", "watched", "off").returncode == 0
+        time.sleep(2.5)  # the watcher reads the registry again
+        seen = {j["id"] for j in client.jobs()}
+        (docs / "late.md").write_text("# Late\n\nNot watched any more.\n")
+        time.sleep(2.5)
+        assert not new_jobs(seen) and "watched/late.md" not in keys()
+    finally:
+        svc.stop()
