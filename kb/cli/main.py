@@ -275,7 +275,7 @@ def _register_ingest_search(sub) -> None:
         default=None,
         help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)",
     )
-    se.add_argument("--prefix", help="only sources under this path prefix")
+    se.add_argument("--prefix", help="only documents under this prefix of name/path (e.g. docs/guides)")
     se.add_argument("--glob", help="only sources matching this glob")
     se.add_argument("--kind", action="append", choices=DOCUMENT_KINDS)
     se.add_argument("--ext", action="append", help="only these file extensions")

@@ -45,7 +45,7 @@ def listing(sources: list[dict]) -> list[tuple]:
 
 @pytest.fixture()
 def svc(qwen3_gguf, tmp_path):
-    service = Service(qwen3_gguf, tmp_path, KB_EMBED_BATCH_TOKENS="256")
+    service = Service(qwen3_gguf, tmp_path, KB_EMBED_BATCH_TOKENS="256", KB_WATCH="off")
     yield service
     if service.running:
         service.stop(signal.SIGKILL)
