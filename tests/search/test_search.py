@@ -76,7 +76,9 @@ def test_odd_queries_never_crash(corpus, reranker, query, mode):
 
 def test_filters(corpus):
     _, store, emb = corpus
-    hits = search(SearchRequest("anything", k=10, filter=SearchFilter(source_prefix="docs/zh")), emb, store).hits
+    hits = search(
+        SearchRequest("anything", k=10, filter=SearchFilter(source_prefix="docs/zh")), emb, store
+    ).hits
     assert {h.path for h in hits} == {"zh/db.md", "zh/food.md"}
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(kinds=("code",))), emb, store).hits
     assert [h.path for h in hits] == ["code/util.py"] and hits[0].line_start == 1
