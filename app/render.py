@@ -18,6 +18,7 @@ from kb.contract import EVAL_LABELS as LABELS
 from kb.contract import EVAL_LATENCY as LATENCY
 from kb.contract import EVAL_QUALITY as QUALITY
 
+WOULD_REMOVE_SHOWN = 5  # files a refused sync names in the job list
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark escapes all)
 _LEADING_WS = re.compile(r"^[ \t]+", re.MULTILINE)
 NBSP = "\u00a0"
@@ -258,7 +259,7 @@ def job_fraction(job: dict[str, Any]) -> float:
 def job_label(job: dict[str, Any]) -> str:
     """One line about a job: state, who started it, what it works on, how far it is."""
     p = job.get("progress") or {}
-    what = "uploads" if job.get("kind") == "upload" else (job.get("path") or "?")
+    what = "uploads" if job.get("kind") == "upload" else (job.get("source") or job.get("path") or "?")
     parts = [job.get("state", "?"), f"from {job.get('origin', '?')}", what]
     if p.get("files_total") is not None and job.get("state") != "queued":
         parts.append(f"{p.get('files_done', 0)}/{p['files_total']} files")
@@ -271,9 +272,14 @@ def job_label(job: dict[str, Any]) -> str:
 
 
 def report_summary(report: dict[str, Any] | None) -> str:
-    """'indexed 2 · updated 0 · … · 40 chunks in 1.2 s' of an ingest report."""
+    """'indexed 2 · updated 0 · … · 40 chunks in 1.2 s' of an ingest report; what a refused sync
+    would have removed."""
     if not report:
         return "no report"
+    if "would_remove" in report:
+        going = report["would_remove"]
+        shown = ", ".join(going[:WOULD_REMOVE_SHOWN]) + (" …" if len(going) > WOULD_REMOVE_SHOWN else "")
+        return f"would remove {len(going)} file(s): {shown}"
     counts = " · ".join(f"{name} {len(report.get(name) or [])}" for name in REPORT_LISTS)
     return f"{counts} · {report.get('chunks', 0)} chunks in {report.get('seconds', 0):.1f} s"
 
@@ -324,6 +330,28 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def source_label(src: dict[str, Any]) -> str:
+    """One line about a source: its name, what it holds, when it was synced, whether it is watched."""
+    parts = [src["name"], f"{src.get('files', 0)} files", f"{src.get('chunks', 0)} chunks"]
+    if src.get("ocr_pages"):
+        parts.append(f"{src['ocr_pages']} pages OCR'd")
+    if src.get("kind") == "folder":
+        parts.append(f"synced {src['last_sync']}" if src.get("last_sync") else "never synced")
+        parts.append("watched" if src.get("watch") else "not watched")
+        parts.append(src.get("path") or "")
+    if src.get("allow"):
+        parts.append("readable by " + ", ".join(src["allow"]))
+    return " · ".join(str(p) for p in parts if p)
+
+
+def documents_by_source(docs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The documents under their source's name."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        grouped.setdefault(d.get("source_name") or d["source"].partition("/")[0], []).append(d)
+    return grouped
 
 
 def document_rows(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

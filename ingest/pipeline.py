@@ -1,4 +1,11 @@
-"""Ingest a folder: discover, parse (worker processes), chunk, embed, write — incremental and exact.
+"""Sync a source: discover its folder, parse (worker processes), chunk, embed, write — incremental
+and exact, and touching nothing but that source's points.
+
+A source is a named folder; every point carries the source's name and the file's path inside the
+folder, and its id derives from both (``kb.contract.source_key``), so two folders with equal relative
+paths never share a point. Sync safety: a folder that is missing, unreadable or empty never empties
+its source, and a sync that would remove more than half of its files stops too, unless the caller
+allows removals (``SyncRefused`` names the folder and what would go).
 
 Order of writes (each step is idempotent, so a run killed at any moment is repaired by running it
 again; the next run redoes exactly the files that are not complete):
@@ -6,7 +13,7 @@ again; the next run redoes exactly the files that are not complete):
 1. the collection is created if missing (on the embedded engine: built aside and renamed into place)
    and its fingerprint recorded before any point is written; a fingerprint that differs stops the
    run before it writes anything;
-2. the points of sources the folder owns that are no longer in it are deleted;
+2. the points of the source's files that are no longer in the folder are deleted;
 3. a file skipped in this run (unreadable, not a regular file, too large, parse failure or limits,
    no text) has its points deleted when it is skipped: a skipped file holds no points;
 4. a new or changed file's chunks join a batch of about ``embed_batch_tokens`` tokens (a file may
@@ -14,7 +21,9 @@ again; the next run redoes exactly the files that are not complete):
    (source, position), so a changed file's points are overwritten in place;
 5. after the upsert of the batch that holds a file's last chunk, the file's leftovers are deleted
    (points whose ``file_hash`` is not the new one: the tail of a file that shrank);
-6. the store is flushed after a batch (after 4 and 5) at most every ``FLUSH_EVERY_S`` seconds, and
+6. a run stopped by an exception between batches (a cancel, a stop) deletes the points of the files
+   it had begun but not finished writing, so that each file is complete under its hash or absent;
+7. the store is flushed after a batch (after 4 and 5) at most every ``FLUSH_EVERY_S`` seconds, and
    at the end of the run. Every write is in the engine's write-ahead log when it returns, so a
    killed process loses nothing; an OS crash may lose the writes since the last flush, a suffix of
    the sequence above, which the next run redoes like any other incomplete file.
@@ -32,7 +41,8 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +54,34 @@ from ingest.pagesources import PageSources
 from ingest.parsing.pool import ParseLimits, ParsePool
 from ingest.records import Chunk, point_id, sha256_text
 from ingest.sparse import sparse_vector
-from ingest.store.base import FingerprintMismatch, Point, Store
+from ingest.store.base import FileState, FingerprintMismatch, Point, Store, StoreError
+from kb.contract import SOURCE_NAME, source_key
 from kb.settings import DEFAULTS, Settings
 
 # the store is flushed after a batch when this long has passed since the last flush (Qdrant's own
 # flush interval); a SIGKILL loses nothing either way (the engine's WAL has every write)
 FLUSH_EVERY_S = 5.0
 SPARSE_SCHEME = "bm25-blake2b-v1"  # change when ingest.sparse's tokenizing or weights change
-HIDDEN_NAMESPACE = "."  # sources starting with it are never discovered in a folder (uploads live there)
+# how points are named (recorded in the fingerprint): change when payload keys or point ids change
+IDENTITY_KEY = "identity"
+IDENTITY_SCHEME = "source-name-path-v1"
+# a sync removing more than this share of a source's files (and at least MIN_MASS_REMOVAL) stops
+MASS_REMOVAL_SHARE = 0.5
+MIN_MASS_REMOVAL = 2
+
+
+class SyncRefused(Exception):
+    """A sync that would delete what may not be meant to go: nothing was deleted.
+
+    ``would_remove``: the document keys whose points the sync would delete."""
+
+    def __init__(self, message: str, source: str, would_remove: list[str]) -> None:
+        super().__init__(message)
+        self.source, self.would_remove = source, would_remove
+
+
+class LegacyCollection(StoreError):
+    """The collection was written by a kb version whose points carry no source name."""
 
 
 @dataclass
@@ -72,6 +102,7 @@ class Progress:
 class IngestReport:
     """What a run did; ``pages``: where the pages of each PDF indexed or updated got their text."""
 
+    source: str = ""
     indexed: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -85,6 +116,7 @@ class IngestReport:
 
     def as_dict(self) -> dict:
         return {
+            "source": self.source,
             "indexed": self.indexed,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -176,9 +208,9 @@ def admit(source: str, path: Path, max_bytes: int) -> tuple[str, str]:
         return "", (f"broken symbolic link ({why})" if path.is_symlink() else f"unreadable: {why}")
 
 
-def owns(scope: str, source: str) -> bool:
-    """Whether an ingest with this scope is responsible for (and may remove) ``source``."""
-    return source.startswith(scope) if scope else not source.startswith(HIDDEN_NAMESPACE)
+def owns(source: str, key: str) -> bool:
+    """Whether a sync of the source named ``source`` is responsible for (and may remove) document ``key``."""
+    return key.startswith(source + "/")
 
 
 def make_chunks(
@@ -236,16 +268,25 @@ class _Writer:
         self.buffer: deque[Chunk] = deque()
         self.tokens = 0
         self.pending: dict[str, int] = {}  # source -> chunks not yet written
+        self.total: dict[str, int] = {}  # source -> chunks of the file
         self.finished: dict[str, tuple[str, str]] = {}  # source -> (file_hash, outcome list name)
         self.flushed = time.monotonic()
 
     def add(self, source: str, file_hash: str, outcome: str, chunks: list[Chunk]) -> None:
-        self.pending[source] = len(chunks)
+        self.pending[source] = self.total[source] = len(chunks)
         self.finished[source] = (file_hash, outcome)
         self.buffer.extend(chunks)
         self.tokens += sum(c.n_tokens for c in chunks)
         while self.tokens >= self.batch_tokens:
             self._write(self._take(self.batch_tokens))
+
+    def abandon(self) -> None:
+        """A run stopped between batches: the files it had begun to write go, so that every file is
+        either complete under its hash or absent (the next sync indexes them again)."""
+        for source, left in self.pending.items():
+            if left < self.total[source]:
+                self.store.delete_source(source)
+        self.store.flush()
 
     def flush(self) -> None:
         """Write whatever is buffered and flush the store."""
@@ -281,7 +322,7 @@ class _Writer:
             self.report.tokens += sum(c.n_tokens for c in batch)
         for source in [s for s, left in self.pending.items() if left == 0]:
             file_hash, outcome = self.finished.pop(source)
-            del self.pending[source]
+            del self.pending[source], self.total[source]
             self.store.delete_source(source, keep_file_hash=file_hash)  # leftovers of a shrunk file
             getattr(self.report, outcome).append(source)
         if flush or time.monotonic() - self.flushed >= FLUSH_EVERY_S:
@@ -290,94 +331,199 @@ class _Writer:
         self.on_progress(self.progress)
 
 
+def collection_fingerprint(embedder, chunk_settings: ChunkSettings) -> dict:
+    """What the collection's vectors and point ids depend on (``Store.ensure_collection`` checks it)."""
+    return {
+        **embedder.fingerprint(),
+        "chunk_target": chunk_settings.target,
+        "chunk_overlap": chunk_settings.overlap,
+        "sparse": SPARSE_SCHEME,
+        IDENTITY_KEY: IDENTITY_SCHEME,
+    }
+
+
+def open_collection(store: Store, embedder, chunk_settings: ChunkSettings, rebuild: bool = False) -> None:
+    """Create (``rebuild``: recreate) the collection, or check that it holds what this run would write.
+
+    A collection of the version before named sources (the same fingerprint without ``identity``)
+    raises LegacyCollection naming the command that re-embeds it."""
+    fingerprint = collection_fingerprint(embedder, chunk_settings)
+    if rebuild:
+        store.recreate_collection(embedder.dim, fingerprint)
+        return
+    try:
+        store.ensure_collection(embedder.dim, fingerprint)
+    except FingerprintMismatch as err:
+        stored = err.stored or {}
+        if stored and IDENTITY_KEY not in stored and {**stored, IDENTITY_KEY: IDENTITY_SCHEME} == err.wanted:
+            raise LegacyCollection(
+                "the collection was written by an earlier kb version, whose points carry no source name: "
+                "re-embed it under named sources with `kb ingest DIR --name NAME --rebuild` (then "
+                "`kb ingest OTHER_DIR` for each further folder; uploads are indexed again by `kb serve`)"
+            ) from err
+        raise
+
+
+def _folder_files(
+    root: Path, source: str, exclude: Iterable[str], avoid: Sequence[Path] = ()
+) -> list[tuple[str, Path]] | None:
+    """(key, path) of every file of the source; None when the folder is missing or unreadable."""
+    try:
+        if not root.is_dir():
+            return None
+        os.listdir(root)  # an unreadable folder walks as an empty one: tell them apart
+    except OSError:
+        return None
+    return [(source_key(source, rel), path) for rel, path in discover(root, exclude, avoid)]
+
+
+def check_removals(
+    source: str, root: Path, files: list[tuple[str, Path]] | None, going: list[str], held: int
+) -> None:
+    """SyncRefused when this sync would empty the source or remove more than half of its files.
+
+    ``going``: the keys whose points the sync would delete; ``held``: the files the store holds."""
+    if not going:
+        return
+    if files is None:
+        why = f"the folder of source {source!r} is missing or unreadable: {root}"
+    elif not files:
+        why = f"the folder of source {source!r} is empty: {root}"
+    elif len(going) >= MIN_MASS_REMOVAL and len(going) > held * MASS_REMOVAL_SHARE:
+        why = f"this sync would remove {len(going)} of the {held} files of source {source!r} ({root})"
+    else:
+        return
+    raise refused(why, source, going)
+
+
+def refused(why: str, source: str, going: list[str]) -> SyncRefused:
+    return SyncRefused(
+        f"{why}; nothing was deleted. Check the folder (an unmounted drive, a mistyped path?), then "
+        "sync with --allow-empty to delete its points, or remove the source (`kb source remove "
+        f"{source}`)",
+        source,
+        going,
+    )
+
+
 def ingest_folder(
     root: Path,
     embedder,
     store: Store,
     chunk_settings: ChunkSettings = ChunkSettings(),
     *,
+    source: str,
     rebuild: bool = False,
     exclude: Iterable[str] = (),
+    allow_removals: bool = False,
     workers: int = 2,
-    scope: str = "",
     on_progress: Callable[[Progress], None] | None = None,
     load_options: LoadOptions | None = None,
     limits: IngestLimits = IngestLimits(),
     within: Sequence[Path] = (),
     avoid: Sequence[Path] = (),
 ) -> IngestReport:
-    """Bring the store in line with the files under ``root``; see the module docstring for the order.
+    """Bring the points of the source named ``source`` in line with the files under ``root``; see the
+    module docstring for the order of writes. Points of other sources are never touched.
 
     ``avoid`` (resolved folders: kb's data folder) is never walked into nor read through a link, and a
     link to a file outside ``within`` (resolved folders, when given) is skipped with the reason.
 
-    ``scope`` (e.g. ``".uploads/"``) prefixes every source, and the folder then owns only the sources
-    under it. Without a scope the folder owns every source except those in a hidden namespace (first
-    segment starting with '.', which discovery never yields): a folder ingest leaves uploads alone.
 
+    Before anything is deleted, ``check_removals`` may stop the run with SyncRefused (a missing,
+    unreadable or empty folder; more than half of the files going) unless ``allow_removals``.
     Files that cannot be indexed are reported in ``skipped`` with the reason and never abort the run;
     parsing runs in worker processes under ``limits.parse`` (see ``ingest.parsing.pool``).
+    ``on_progress`` is called after every batch: an exception it raises stops the run there, with
+    every batch written so far complete (the next sync redoes the files left incomplete).
     """
-    if scope and not (scope.startswith(HIDDEN_NAMESPACE) and scope.endswith("/")):
-        raise ValueError(f"scope {scope!r} must look like '.name/'")
+    if not SOURCE_NAME.fullmatch(source):
+        raise ValueError(f"invalid source name {source!r}")
     started = time.monotonic()
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"not a folder: {root}")
+    found = _folder_files(root, source, exclude, avoid)
+    if found is None and not allow_removals:
+        raise refused(f"the folder of source {source!r} is missing or unreadable: {root}", source, [])
     on_progress = on_progress or (lambda p: None)
-    fingerprint = {
-        **embedder.fingerprint(),
-        "chunk_target": chunk_settings.target,
-        "chunk_overlap": chunk_settings.overlap,
-        "sparse": SPARSE_SCHEME,
-    }
-    if rebuild:
-        store.recreate_collection(embedder.dim, fingerprint)
-    else:
-        store.ensure_collection(embedder.dim, fingerprint)  # FingerprintMismatch propagates
-    report = IngestReport()
-    files = [(scope + rel, path) for rel, path in discover(root, exclude, avoid)]
-    states = store.file_states()
-    present = {rel for rel, _ in files}
-    for source in sorted(s for s in set(states) - present if owns(scope, s)):
-        store.delete_source(source)
-        report.removed.append(source)
+    open_collection(store, embedder, chunk_settings, rebuild)  # FingerprintMismatch propagates
+    report = IngestReport(source=source)
+    states = {k: st for k, st in store.file_states().items() if owns(source, k)}
+    files = found or []
+    present = {key for key, _ in files}
 
-    todo: list[tuple[str, Path, str, str]] = []  # source, path, hash, outcome
-    for rel, path in files:
+    todo: list[tuple[str, Path, str, str]] = []  # key, path, hash, outcome
+    skips: list[tuple[str, str]] = []  # key, reason
+    for key, path in files:
         why = escapes(path, within, avoid)
-        digest, why = ("", why) if why else admit(rel, path, limits.max_file_mb << 20)
+        digest, why = ("", why) if why else admit(key, path, limits.max_file_mb << 20)
         if why:
-            _skip(report, store, states, rel, why)
+            skips.append((key, why))
             continue
-        state = states.get(rel)
+        state = states.get(key)
         if state and state.complete and state.file_hash == digest:
-            report.unchanged.append(rel)
+            report.unchanged.append(key)
         else:
-            todo.append((rel, path, digest, "updated" if state else "indexed"))
+            todo.append((key, path, digest, "updated" if state else "indexed"))
+    removed = sorted(set(states) - present)
+    going = removed + [key for key, _ in skips if key in states]
+    if not allow_removals:
+        check_removals(source, root, found, going, len(states))
+    for key in removed:
+        store.delete_source(key)
+        report.removed.append(key)
+    for key, why in skips:
+        _skip(report, store, states, key, why)
 
     progress = Progress(files_total=len(todo))
     on_progress(progress)
     writer = _Writer(embedder, store, report, progress, on_progress, limits.embed_batch_tokens)
     hard_max = embedder.max_document_tokens
-    with ParsePool[Any](workers, limits.parse, load_options) as pool:
-        for (rel, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
-            progress.current = rel
+    with ParsePool[Any](workers, limits.parse, load_options) as pool, _abandoned_on_error(writer):
+        for (key, _path, digest, outcome), result in pool.map(todo, lambda item: str(item[1])):
+            progress.current = key
             progress.files_done += 1
             if isinstance(result, LoadError):
-                _skip(report, store, states, rel, str(result))
+                _skip(report, store, states, key, str(result))
                 continue
-            report.warnings.extend((rel, w) for w in result.warnings)
-            chunks = make_chunks(result, rel, digest, embedder.count_tokens, chunk_settings, hard_max)
+            report.warnings.extend((key, w) for w in result.warnings)
+            chunks = make_chunks(result, key, digest, embedder.count_tokens, chunk_settings, hard_max)
             if not chunks:
-                _skip(report, store, states, rel, "no text to index")
+                _skip(report, store, states, key, "no text to index")
                 continue
             if (pages := PageSources.from_meta(result.meta)) is not None:
-                report.pages[rel] = pages
-            writer.add(rel, digest, outcome, chunks)
-    writer.flush()  # the last batch; flushes the store even when nothing was left to write
+                report.pages[key] = pages
+            writer.add(key, digest, outcome, chunks)
+        writer.flush()  # the last batch; flushes the store even when nothing was left to write
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def _abandoned_on_error(writer: _Writer) -> Iterator[None]:
+    """A run stopped by an exception (a cancel raised from ``on_progress``, a stop) leaves no file half
+    written; a killed process leaves incomplete files, which the next run finds and redoes."""
+    try:
+        yield
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def remove_source(store: Store, source: str) -> int:
+    """Delete every point of the source named ``source``; returns how many files it held."""
+    keys = [k for k in store.file_states() if owns(source, k)]
+    for key in keys:
+        store.delete_source(key)
+    store.flush()
+    return len(keys)
+
+
+def source_states(store: Store) -> dict[str, dict[str, FileState]]:
+    """The store's files grouped by source name."""
+    grouped: dict[str, dict[str, FileState]] = {}
+    for key, state in store.file_states().items():
+        grouped.setdefault(key.partition("/")[0], {})[key] = state
+    return grouped
 
 
 def _skip(report: IngestReport, store: Store, states: dict, source: str, reason: str) -> None:
@@ -392,7 +538,12 @@ __all__ = [
     "FingerprintMismatch",
     "IngestLimits",
     "IngestReport",
+    "LegacyCollection",
     "ParseLimits",
     "Progress",
+    "SyncRefused",
     "ingest_folder",
+    "open_collection",
+    "remove_source",
+    "source_states",
 ]

@@ -7,12 +7,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kb.contract import split_source
+
 # Fixed namespace so that point ids are the same on every machine and every run.
 POINT_NAMESPACE = uuid.UUID("6f1f3c2e-8a53-4d4b-9a4e-0b5f6c7d8e9f")
 
 
 def point_id(source: str, position: int) -> str:
-    """Deterministic point id from a file's relative path and the chunk's position in it."""
+    """Deterministic point id from a document's key (source name and path inside the source, as
+    ``kb.contract.source_key`` joins them) and the chunk's position in it."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{source}\x00{position}"))
 
 
@@ -46,7 +49,7 @@ class Chunk:
 
     id: str
     text: str
-    source: str  # path relative to the ingested root, '/'-separated
+    source: str  # the document's key: source name, '/', path inside the source ('/'-separated)
     kind: str  # "pdf" | "markdown" | "code" | "text"
     position: int  # 0-based index of the chunk within its file
     n_chunks: int  # chunks the file produced (a file is complete when all are stored)
@@ -63,9 +66,12 @@ class Chunk:
     def payload(self) -> dict[str, Any]:
         """The payload stored beside the vector (flat, JSON-safe)."""
         ext = self.source.rsplit(".", 1)[-1].lower() if "." in self.source.rsplit("/", 1)[-1] else ""
+        name, path = split_source(self.source)
         return {
             "text": self.text,
             "source": self.source,
+            "source_name": name,
+            "path": path,
             "kind": self.kind,
             "ext": ext,
             "position": self.position,

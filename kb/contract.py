@@ -6,6 +6,7 @@ neither a model, the store nor the parsers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,11 +21,15 @@ __all__ = [
     "MAX_K",
     "RERANK_DEPTHS",
     "ROLES",
+    "SOURCE_NAME",
     "UPLOAD_SCOPE",
+    "UPLOAD_SOURCE",
     "SearchHit",
     "locator_label",
     "page_ranges",
     "role_at_least",
+    "source_key",
+    "split_source",
 ]
 
 # --- search ----------------------------------------------------------------------------------------
@@ -44,12 +49,32 @@ DOCUMENT_KINDS = (
     "image",
     "notebook",
 )
-UPLOAD_SCOPE = ".uploads/"  # sources under it came through uploads, not a folder
+
+# --- sources ---------------------------------------------------------------------------------------
+# A source is a named folder; a document is known everywhere by its key "name/path", the path being
+# '/'-separated inside the source's folder. Uploads are the source "uploads".
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+UPLOAD_SOURCE = "uploads"
+UPLOAD_SCOPE = UPLOAD_SOURCE + "/"  # keys under it came through uploads, not a folder
+
+
+def source_key(name: str, path: str) -> str:
+    """The key of a document: its source's name and its path inside the source."""
+    return f"{name}/{path}"
+
+
+def split_source(key: str) -> tuple[str, str]:
+    """(source name, path inside it) of a document key."""
+    name, _, path = key.partition("/")
+    return name, path
 
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     """One search result with its citation: the CLI's ``--json``, the HTTP API and the app all show this.
+
+    ``source`` is the document's key ``name/path``: ``source_name`` is the source (a named folder, or
+    ``uploads``) and ``path`` the file's path inside it.
 
     ``page`` (PDFs), ``line_start``/``line_end`` (code and text) and ``heading_path`` (Markdown) locate
     the passage in ``source``; ``location`` does in the other formats (``{"slide": 7}``,
@@ -73,16 +98,20 @@ class SearchHit:
     retrieval_score: float | None = None
     rerank_score: float | None = None
     reranked_window: bool | None = None
+    source_name: str = ""
+    path: str = ""
     _OPTIONAL = ("retrieval_score", "rerank_score", "reranked_window")
 
     @classmethod
     def from_payload(
         cls, id: str, rank: int, score: float, payload: dict[str, Any], **scores: float | bool | None
     ) -> SearchHit:
+        """A stored point's payload (``Chunk.payload()``) as a hit at ``rank``."""
         unknown = set(scores) - set(cls._OPTIONAL)
         if unknown:
             raise TypeError(f"unknown hit fields: {', '.join(sorted(unknown))}")
-        """A stored point's payload (``Chunk.payload()``) as a hit at ``rank``."""
+        key = payload.get("source") or ""
+        name, path = split_source(key)
         return cls(
             rank=rank,
             id=id,
@@ -97,6 +126,8 @@ class SearchHit:
             heading_path=tuple(payload.get("heading_path") or ()),
             location=payload.get("locator") or None,
             ocr=bool((payload.get("meta") or {}).get("ocr")),
+            source_name=payload.get("source_name") or name,
+            path=payload.get("path") or path,
             retrieval_score=_round(scores.get("retrieval_score")),
             rerank_score=_round(scores.get("rerank_score")),
             reranked_window=_flag(scores.get("reranked_window")),
@@ -167,7 +198,7 @@ def role_at_least(role: str, needed: str) -> bool:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-ACTIVE_JOB_STATES = ("queued", "running")  # the others: "done", "failed"
+ACTIVE_JOB_STATES = ("queued", "running")  # the others: "done", "failed", "cancelled"
 
 # --- evaluation reports ----------------------------------------------------------------------------
 

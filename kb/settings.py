@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     busy_waiting: int = Field(default=8, ge=0, le=1024)  # requests per kind that may wait for a slot
     # seconds a stop waits for requests in flight, then for the running ingest batch
     stop_grace_s: float = Field(default=5.0, gt=0, le=60, allow_inf_nan=False)
+    # watch the source folders for changes ("on"/"off"; each source can be switched off on its own)
+    watch: bool = True
+    # seconds a source's folder must stay quiet after a change before it is synced
+    watch_debounce_s: float = Field(default=2.0, gt=0)
+    # seconds between full rescans of every watched source (for folders whose events never arrive)
+    watch_rescan_s: float = Field(default=600.0, gt=0)
     # folders the service may ingest, separated by the OS path separator (empty: any folder, but
     # only an admin may ask when team access is on)
     ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)

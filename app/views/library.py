@@ -1,4 +1,5 @@
-"""Library: upload files or index a folder on the server, follow every job live, list and delete documents."""
+"""Library: upload files or add a folder on the server as a source, follow (and cancel) every job live,
+list the sources and, inside each, its documents; remove a source or delete documents."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from app.render import (
     ACTIVE_STATES,
     PAGE_COLUMNS,
     document_rows,
+    documents_by_source,
     escape_md,
     job_fraction,
     job_label,
     report_summary,
+    source_label,
     upload_rows,
 )
 from kb.service.client import KbClient
@@ -63,12 +66,13 @@ def upload_form(c: KbClient) -> None:
 
 def folder_form(c: KbClient) -> None:
     with st.form("folder_form", border=False):
-        folder = st.text_input("Index a folder on the server", key="folder_path", placeholder="/srv/docs")
+        folder = st.text_input("Add a folder on the server", key="folder_path", placeholder="/srv/docs")
+        name = st.text_input("Source name", key="folder_name", placeholder="default: the folder's name")
         rebuild = can("admin") and st.checkbox("Rebuild the collection from scratch", key="folder_rebuild")
         go = st.form_submit_button("Index folder", icon=":material/folder_open:", key="folder_go")
     if go and folder.strip():
         try:
-            job = c.submit_folder(folder.strip(), rebuild=rebuild, origin="ui")
+            job = c.submit_folder(folder.strip(), rebuild=rebuild, origin="ui", name=name.strip() or None)
         except ServiceError as err:
             failed(err, "start indexing")
             return
@@ -111,12 +115,21 @@ def jobs_panel(c: KbClient) -> None:
     if not active:
         st.caption("No job is running.")
     for j in active:
-        st.progress(job_fraction(j), text=escape_md(job_label(j)))
+        bar, stop = st.columns([6, 1], vertical_alignment="bottom")
+        bar.progress(job_fraction(j), text=escape_md(job_label(j)))
+        editor = can("editor") and not j.get("cancel_requested")
+        if editor and stop.button("Cancel", key=f"cancel_{j['id']}", icon=":material/stop_circle:"):
+            try:
+                c.cancel_job(j["id"])
+            except ServiceError as err:
+                failed(err, "cancel the job")
     finished = [j for j in jobs if j["state"] not in ACTIVE_STATES][:RECENT_JOBS]
     if finished:
         with st.expander(f"Recent jobs ({len(finished)})", key="jobs_recent"):
             for j in finished:
                 detail = report_summary(j.get("report")) if j["state"] == "done" else (j.get("error") or "")
+                if j["state"] == "failed" and (j.get("report") or {}).get("would_remove"):
+                    detail += " — " + report_summary(j["report"])
                 st.caption(escape_md(f"{j.get('updated', '')} · {job_label(j)} — {detail}"))
 
     ids = sorted(j["id"] for j in active)
@@ -127,23 +140,38 @@ def jobs_panel(c: KbClient) -> None:
         st.rerun()
 
 
-def documents(c: KbClient) -> None:
-    st.subheader("Documents")
+def sources_panel(c: KbClient) -> None:
+    """The sources as the first level; each expands to its documents."""
+    st.subheader("Sources")
     try:
-        docs = c.documents()
+        sources, docs = c.sources(), c.documents()
     except ServiceError as err:
-        failed(err, "list the documents")
+        failed(err, "list the sources")
         return
+    shown = [s for s in sources if s["kind"] == "folder" or s["files"]]
+    if not shown:
+        st.info("Nothing indexed yet: upload files or add a folder.")
+        return
+    grouped = documents_by_source(docs)
+    st.caption(f"{len(shown)} sources, {len(docs)} documents, {sum(d.get('chunks', 0) for d in docs)} chunks")
+    for src in shown:
+        with st.expander(escape_md(source_label(src)), key=f"source_{src['name']}"):
+            source_documents(src["name"], grouped.get(src["name"], []))
+            if can("editor") and src["kind"] == "folder":
+                remove_source(c, src)
+    if can("editor"):
+        delete_documents(c, docs)
+
+
+def source_documents(name: str, docs: list[dict]) -> None:
     if not docs:
-        st.info("Nothing indexed yet: upload files or index a folder.")
+        st.caption("No documents indexed from this source.")
         return
-    rows = document_rows(docs)
-    st.caption(f"{len(rows)} documents, {sum(r['chunks'] for r in rows)} chunks")
     counts = {col: st.column_config.NumberColumn(format="%d", help=text) for col, text in PAGE_HELP.items()}
     counts["unreadable"] = st.column_config.TextColumn(help=PAGE_HELP["unreadable"])
     st.dataframe(
-        rows,
-        key="documents_table",
+        document_rows(docs),
+        key=f"documents_{name}",
         hide_index=True,
         width="stretch",
         column_order=DOC_COLUMNS,
@@ -153,8 +181,29 @@ def documents(c: KbClient) -> None:
             **counts,
         },
     )
-    if not can("editor"):
-        return
+
+
+def remove_source(c: KbClient, src: dict) -> None:
+    name = src["name"]
+    with st.popover("Remove source", icon=":material/delete:", key=f"remove_popover_{name}"):
+        st.markdown(
+            escape_md(
+                f"Delete the {src['files']} documents of {name} from the index and forget the source? "
+                "The folder itself is not touched."
+            )
+        )
+        if st.button("Remove for good", type="primary", key=f"remove_source_{name}"):
+            with st.spinner(f"Removing {name} …"):
+                try:
+                    c.remove_source(name)
+                except ServiceError as err:
+                    failed(err, f"remove {escape_md(name)}")
+                    return
+            st.rerun()
+
+
+def delete_documents(c: KbClient, docs: list[dict]) -> None:
+    rows = document_rows(docs)
     names = {r["source"]: f"{r['name']}  ({r['source']})" for r in rows}
     doomed = st.multiselect(
         "Documents to delete",
@@ -187,5 +236,5 @@ if can("editor"):  # readers search and read; the service refuses them the rest 
 else:
     st.caption(escape_md(f"Signed in as a {role()}: you can search and read; an editor adds and deletes."))
 jobs_panel(c)
-documents(c)
+sources_panel(c)
 st.session_state[FULL_RUN] = False

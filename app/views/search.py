@@ -56,6 +56,11 @@ with opts[3].popover("Filters", icon=":material/filter_list:", key="search_filte
     prefix = st.text_input("Path prefix", key="search_prefix", placeholder="docs/handbook/")
     kinds = st.multiselect("Kinds", KINDS, key="search_kinds")
     exts = st.text_input("Extensions", key="search_exts", placeholder="pdf, md")
+    try:
+        source_names = [s["name"] for s in c.sources() if s["kind"] == "folder" or s["files"]]
+    except ServiceError:
+        source_names = []
+    sources = st.multiselect("Sources", source_names, key="search_sources", placeholder="every source")
 
 if not query.strip():
     st.caption("Type a question or a few words; results show the file, the page or lines, and the passage.")
@@ -71,6 +76,7 @@ with st.spinner("Loading the reranker and searching …" if rerank else "Searchi
             prefix=prefix.strip() or None,
             kinds=tuple(kinds),
             exts=parse_exts(exts),
+            sources=tuple(sources),
         )
     except ServiceError as err:
         failed(err, "search")

@@ -63,13 +63,18 @@ class SearchFilter:
     ``source_prefix`` is a directory or path prefix of ``payload["source"]`` taken at
     '/' boundaries (``docs`` matches ``docs/a.md``, not ``docs2/a.md``).
     ``source_glob`` is an ``fnmatch`` pattern (case-sensitive; ``*`` also crosses '/').
-    ``kinds`` and ``exts`` (with or without the dot) match any of their values.
+    ``kinds`` and ``exts`` (with or without the dot) match any of their values; so does ``sources``
+    (source names, ``payload["source_name"]``). ``readable`` (None: no restriction) is the source names
+    the asker may read: the engine's query itself is restricted to them, so a hit from any other
+    source is never returned, counted or paged through.
     """
 
     source_prefix: str | None = None
     source_glob: str | None = None
     kinds: tuple[str, ...] = ()
     exts: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    readable: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ DENSE = "dense"
 SPARSE = "sparse"
 DIRS_FIELD = "dirs"
 # keyword payload indexes every collection gets
-INDEXED_FIELDS = ("source", DIRS_FIELD, "kind", "ext", "file_hash")
+SOURCE_NAME_FIELD = "source_name"
+INDEXED_FIELDS = ("source", DIRS_FIELD, "kind", "ext", "file_hash", SOURCE_NAME_FIELD)
 # the payload fields file_states() reads: a PDF's page sources are in every chunk's meta
 STATE_FIELDS = ("source", "file_hash", "n_chunks", *(f"meta.{key}" for key in META_KEYS))
 # fields the adapters add and strip from what they return
@@ -98,11 +99,25 @@ def match_glob(sources: Iterable[str], glob: str) -> list[str]:
     return sorted(s for s in sources if fnmatch.fnmatchcase(s, glob))
 
 
+def allowed_sources(flt: SearchFilter | None) -> tuple[str, ...] | None:
+    """The source names a filter admits (None: any); empty when it admits none."""
+    if flt is None or (not flt.sources and flt.readable is None):
+        return None
+    if flt.readable is None:
+        return tuple(flt.sources)
+    if not flt.sources:
+        return tuple(flt.readable)
+    return tuple(s for s in flt.sources if s in set(flt.readable))
+
+
 def keyword_conditions(flt: SearchFilter | None) -> list[KeywordCondition]:
     """The engine-side conditions of a filter, glob apart (it is narrowed to its base dir)."""
     if flt is None:
         return []
     conditions: list[KeywordCondition] = []
+    names = allowed_sources(flt)
+    if names is not None:
+        conditions.append((SOURCE_NAME_FIELD, names))
     prefix = normalize_prefix(flt.source_prefix)
     if prefix:
         conditions.append((DIRS_FIELD, (prefix,)))
@@ -124,6 +139,8 @@ def plan_conditions(
     ``sources_matching`` returns the distinct sources satisfying some conditions (a
     facet query). Returns None when the glob matches no source: nothing can be found.
     """
+    if allowed_sources(flt) == ():
+        return None  # no source may be searched
     conditions = keyword_conditions(flt)
     if flt is None or not flt.source_glob:
         return conditions

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from kb.cli.common import CommandError
-from kb.contract import SearchHit
+from kb.cli.common import EXIT_FAIL, EXIT_USAGE, CommandError
+from kb.contract import UPLOAD_SOURCE, SearchHit
 from kb.search.query import SearchRequest
 from kb.settings import Settings
 
@@ -27,18 +27,43 @@ class IngestProgress:
 ProgressCallback = Callable[[IngestProgress], None]
 
 
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """What `kb ingest` asks: a folder (added as a source or synced) or, without one, the source
+    ``name``, or every source when neither is given."""
+
+    root: Path | None = None
+    name: str | None = None
+    rebuild: bool = False
+    exclude: tuple[str, ...] = ()
+    allow_removals: bool = False
+
+
 class Backend(Protocol):
     where: str  # "service at <url>" or "this process", for messages
 
-    def ingest(
-        self, root: Path, *, rebuild: bool, exclude: list[str], on_progress: ProgressCallback
-    ) -> dict[str, Any]:
-        """Index a folder; the report as ``IngestReport.as_dict()``."""
+    def ingest(self, req: SyncRequest, on_progress: ProgressCallback) -> list[dict[str, Any]]:
+        """Sync the sources asked for; one report (``IngestReport.as_dict()``) per source."""
         ...
 
     def search(self, req: SearchRequest) -> list[SearchHit]: ...
 
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source as ``ingest.sources.summarize`` describes it."""
+        ...
+
+    def remove_source(self, name: str) -> dict[str, Any]: ...
+
+    def watch_source(self, name: str, on: bool) -> dict[str, Any]: ...
+
+    def jobs(self) -> list[dict[str, Any]]: ...
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
+
+
+NO_SERVICE_JOBS = "jobs run in `kb serve`, and none is running for this store"
 
 
 def store_error_message(message: str) -> str:
@@ -70,35 +95,109 @@ class LocalBackend:
                 raise CommandError(str(err)) from err
         return self._embedder, self._store
 
-    def ingest(
-        self, root: Path, *, rebuild: bool, exclude: list[str], on_progress: ProgressCallback
-    ) -> dict[str, Any]:
+    @property
+    def registry(self) -> Any:
+        from ingest.sources import SOURCES_FILE, SourceRegistry
+
+        return SourceRegistry(self.settings.data_dir / SOURCES_FILE)
+
+    def _plan(self, req: SyncRequest) -> list[Any]:
+        """The sources to sync, in order; a rebuild first, then every other source after it."""
+        from ingest.sources import Source, SourceError, UnknownSource
+
+        registry = self.registry
+        uploads = self.settings.data_dir / UPLOAD_SOURCE
+        try:
+            if req.root is not None:
+                first = [registry.add(req.root, req.name, req.exclude or None)]
+            elif req.name is not None and req.name != UPLOAD_SOURCE:
+                first = [registry.get(req.name)]
+            else:
+                first = []
+        except (SourceError, UnknownSource) as err:
+            raise CommandError(str(err), EXIT_USAGE) from err
+        every = [*registry.all(), *([Source(UPLOAD_SOURCE, str(uploads))] if uploads.is_dir() else [])]
+        if req.name == UPLOAD_SOURCE and req.root is None:
+            first = every[-1:] if uploads.is_dir() else []
+        if first and not req.rebuild:
+            return first
+        return first + [s for s in every if s not in first]
+
+    def ingest(self, req: SyncRequest, on_progress: ProgressCallback) -> list[dict[str, Any]]:
         from ingest.loaders import LoadOptions
-        from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
+        from ingest.pipeline import ChunkSettings, IngestLimits, Progress, SyncRefused, ingest_folder
+        from ingest.sources import now_iso
         from ingest.store import StoreError
 
+        plan = self._plan(req)
         embedder, store = self._open()
 
         def progress(p: Progress) -> None:
             on_progress(IngestProgress(p.files_total, p.files_done, p.chunks, p.tokens_per_s))
 
+        reports = []
+        for i, source in enumerate(plan):
+            try:
+                report = ingest_folder(
+                    Path(source.path),
+                    embedder,
+                    store,
+                    ChunkSettings.from_settings(self.settings),
+                    source=source.name,
+                    rebuild=req.rebuild and i == 0,
+                    exclude=source.exclude,
+                    allow_removals=req.allow_removals,
+                    workers=self.settings.parse_workers,
+                    on_progress=progress,
+                    load_options=LoadOptions.from_settings(self.settings),
+                    limits=IngestLimits.from_settings(self.settings),
+                    avoid=(self.settings.data_dir.resolve(),),  # kb's own data is never read
+                )
+            except StoreError as err:  # includes FingerprintMismatch
+                raise CommandError(store_error_message(str(err))) from err
+            except SyncRefused as err:
+                raise CommandError(str(err)) from err
+            if source.name != UPLOAD_SOURCE:
+                self.registry.update(source.name, last_sync=now_iso())
+            reports.append(report.as_dict())
+        return reports
+
+    def sources(self) -> list[dict[str, Any]]:
+        from ingest.pipeline import source_states
+        from ingest.sources import Source, summarize
+
+        _, store = self._open()
+        uploads = Source(UPLOAD_SOURCE, str(self.settings.data_dir / UPLOAD_SOURCE), watch=False)
+        return summarize([*self.registry.all(), uploads], source_states(store))
+
+    def remove_source(self, name: str) -> dict[str, Any]:
+        from ingest.pipeline import remove_source
+        from ingest.sources import UnknownSource
+
+        if name == UPLOAD_SOURCE:
+            raise CommandError("the uploads are removed one by one, in the app or with DELETE /documents")
         try:
-            report = ingest_folder(
-                root,
-                embedder,
-                store,
-                ChunkSettings.from_settings(self.settings),
-                rebuild=rebuild,
-                exclude=exclude,
-                workers=self.settings.parse_workers,
-                on_progress=progress,
-                load_options=LoadOptions.from_settings(self.settings),
-                limits=IngestLimits.from_settings(self.settings),
-                avoid=(self.settings.data_dir.resolve(),),  # kb's own data (accounts, store) is never read
-            )
-        except StoreError as err:  # includes FingerprintMismatch
-            raise CommandError(store_error_message(str(err))) from err
-        return report.as_dict()
+            self.registry.get(name)
+        except UnknownSource as err:
+            raise CommandError(str(err), EXIT_USAGE) from err
+        _, store = self._open()
+        files = remove_source(store, name)
+        self.registry.remove(name)
+        return {"removed": name, "files": files}
+
+    def watch_source(self, name: str, on: bool) -> dict[str, Any]:
+        from ingest.sources import UnknownSource
+
+        try:
+            return self.registry.update(name, watch=on).as_dict()
+        except UnknownSource as err:
+            raise CommandError(str(err), EXIT_USAGE) from err
+
+    def jobs(self) -> list[dict[str, Any]]:
+        raise CommandError(NO_SERVICE_JOBS)
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        raise CommandError(NO_SERVICE_JOBS)
 
     def search(self, req: SearchRequest) -> list[SearchHit]:
         from ingest.model.download import ModelUnavailable
@@ -128,15 +227,41 @@ class ServiceBackend:
         self.client = client
         self.where = f"the service at {client.base_url}"
 
-    def ingest(
-        self, root: Path, *, rebuild: bool, exclude: list[str], on_progress: ProgressCallback
-    ) -> dict[str, Any]:
+    def _call(self, method: str, *args: Any, **kw: Any) -> Any:
         from kb.service.client import ServiceError
 
         try:
-            job = self.client.submit_folder(root.resolve(), rebuild=rebuild, exclude=exclude, origin="cli")
+            return getattr(self.client, method)(*args, **kw)
         except ServiceError as err:
-            raise CommandError(str(err)) from err
+            code = EXIT_USAGE if err.status in (400, 404, 409) else EXIT_FAIL
+            raise CommandError(str(err), code) from err
+
+    def ingest(self, req: SyncRequest, on_progress: ProgressCallback) -> list[dict[str, Any]]:
+        if req.root is not None or req.name is not None:
+            names: list[str | None] = [req.name]
+        else:  # every source; a rebuild of the first queues the others itself
+            names = [s["name"] for s in self._call("sources") if s["kind"] == "folder" or s["files"]]
+            names = names[:1] if req.rebuild else names
+        reports = []
+        for name in names:
+            job = self._call(
+                "submit_folder",
+                req.root,
+                rebuild=req.rebuild,
+                exclude=req.exclude,
+                origin="cli",
+                name=name,
+                allow_removals=req.allow_removals,
+            )
+            reports.append(self._wait(job, on_progress))
+        if req.rebuild:  # the service queued a sync of every other source after the rebuild
+            for job in self._call("jobs"):
+                if job["state"] in ("queued", "running"):
+                    reports.append(self._wait(job, on_progress))
+        return reports
+
+    def _wait(self, job: dict[str, Any], on_progress: ProgressCallback) -> dict[str, Any]:
+        from kb.service.client import ServiceError
 
         def progress(j: dict[str, Any]) -> None:
             p = j["progress"]
@@ -147,15 +272,32 @@ class ServiceBackend:
             job = self.client.wait(job["id"], progress)
         except KeyboardInterrupt:
             raise CommandError(
-                f"job {job['id']} goes on in the service ({self.client.base_url}/jobs/{job['id']})"
+                f"job {job['id']} goes on in the service (`kb jobs cancel {job['id']}` stops it)"
             ) from None
         except ServiceError as err:
             raise CommandError(f"lost the service while waiting for job {job['id']}: {err}") from err
+        if job["state"] == "cancelled":
+            raise CommandError(f"job {job['id']} was cancelled; the next sync finishes it")
         if job["state"] == "failed":
-            store_error = job["error_type"] in {"StoreError", "FingerprintMismatch"}
+            store_error = job["error_type"] in {"StoreError", "FingerprintMismatch", "LegacyCollection"}
             raise CommandError(store_error_message(job["error"]) if store_error else job["error"])
         report: dict[str, Any] = job["report"]
         return report
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._call("sources")
+
+    def remove_source(self, name: str) -> dict[str, Any]:
+        return self._call("remove_source", name)
+
+    def watch_source(self, name: str, on: bool) -> dict[str, Any]:
+        return self._call("watch_source", name, on)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._call("jobs")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("cancel_job", job_id)
 
     def search(self, req: SearchRequest) -> list[SearchHit]:
         from kb.service.client import ServiceError
@@ -171,6 +313,7 @@ class ServiceBackend:
                 glob=flt.source_glob if flt else None,
                 kinds=flt.kinds if flt else (),
                 exts=flt.exts if flt else (),
+                sources=flt.sources if flt else (),
                 task=req.task,
             )
         except ServiceError as err:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ingest.pagesources import PageSources
-from kb.cli.backend import IngestProgress, open_backend
+from kb.cli.backend import IngestProgress, SyncRequest, open_backend
 from kb.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CommandError, fail, settings_from
 from kb.contract import DOCUMENT_KINDS, SearchHit
 from kb.search.query import SearchRequest
@@ -59,7 +59,7 @@ def _print_report(report: dict, as_json: bool) -> None:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return
     print(
-        f"indexed {len(report['indexed'])}, updated {len(report['updated'])}, "
+        f"{report.get('source') or 'source'}: indexed {len(report['indexed'])}, updated {len(report['updated'])}, "
         f"unchanged {len(report['unchanged'])}, removed {len(report['removed'])}, "
         f"skipped {len(report['skipped'])} — {report['chunks']} chunks, "
         f"{report['tokens']} tokens in {report['seconds']:.1f} s"
@@ -79,7 +79,7 @@ def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1))
         return
     for h in hits:
-        print(f"{h.rank:>3}. {h.score:.4f}  {h.source}  {h.locator}")
+        print(f"{h.rank:>3}. {h.score:.4f}  {h.source}  {h.locator}")  # name/path
         print("      " + " ".join(h.text.split())[:200])
 
 
@@ -87,9 +87,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     settings = settings_from(args)
-    root = Path(args.dir)
-    if not root.is_dir():
+    root = Path(args.dir) if args.dir else None
+    if root is not None and not root.is_dir():
         return fail(f"{root} is not a folder")
+    if args.name and root is None and args.exclude:
+        return fail("--exclude changes a source when its folder is given too", EXIT_USAGE)
+    req = SyncRequest(root, args.name, args.rebuild, tuple(args.exclude), args.allow_removals)
     backend = open_backend(settings)
     bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
 
@@ -99,11 +102,80 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        report = backend.ingest(root, rebuild=args.rebuild, exclude=args.exclude, on_progress=on_progress)
+        reports = backend.ingest(req, on_progress)
     finally:
         bar.close()
         backend.close()
-    _print_report(report, args.json)
+    if not reports:
+        print("no sources yet: `kb ingest DIR [--name NAME]` adds a folder")
+    if args.json:
+        print(
+            json.dumps(
+                reports[0] if (root or args.name) and len(reports) == 1 else reports,
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+        return EXIT_OK
+    for report in reports:
+        _print_report(report, False)
+    return EXIT_OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    backend = open_backend(settings_from(args))
+    try:
+        sources = backend.sources()
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps(sources, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    print(f"{'name':20} {'files':>6} {'chunks':>7} {'ocr pages':>9}  {'last sync':20} {'watched':7}  path")
+    for s in sources:
+        watched = "yes" if s["watch"] else "no"
+        access = f"  (readable by {', '.join(s['allow'])})" if s.get("allow") else ""
+        print(
+            f"{s['name']:20} {s['files']:>6} {s['chunks']:>7} {s['ocr_pages']:>9}  "
+            f"{s['last_sync'] or '-':20} {watched:7}  {s['path']}{access}"
+        )
+    return EXIT_OK
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    backend = open_backend(settings_from(args))
+    try:
+        if args.action == "remove":
+            done = backend.remove_source(args.name)
+            print(f"removed source {done['removed']} ({done['files']} files)")
+        else:
+            done = backend.watch_source(args.name, args.state == "on")
+            print(f"{done['name']}: watched {'yes' if done['watch'] else 'no'}")
+    finally:
+        backend.close()
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    if args.action == "cancel" and not args.id:
+        return fail("which job? `kb jobs` lists them", EXIT_USAGE)
+    backend = open_backend(settings_from(args))
+    try:
+        if args.action == "cancel":
+            job = backend.cancel_job(args.id)
+            done = job["state"] == "cancelled"
+            print(f"job {job['id']}: " + ("cancelled" if done else "stops at the end of its batch"))
+            return EXIT_OK
+        jobs = backend.jobs()
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps(jobs, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    for j in jobs:
+        p = j.get("progress") or {}
+        done = f"{p.get('files_done', 0)}/{p.get('files_total', 0)} files" if p else ""
+        print(f"{j['id']}  {j['state']:9} {j['kind']:6} {j['source'] or j['path']:20} {j['created']}  {done}")
     return EXIT_OK
 
 
@@ -116,6 +188,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         source_glob=args.glob,
         kinds=tuple(args.kind or ()),
         exts=tuple(args.ext or ()),
+        sources=tuple(args.source or ()),
     )
     hybrid = settings.hybrid if args.hybrid is None else args.hybrid
     req = SearchRequest(args.query, k=args.k, rerank=args.rerank, hybrid=hybrid, filter=flt, task=args.task)
@@ -189,10 +262,18 @@ def _register_serve(sub) -> None:
 
 
 def _register_ingest_search(sub) -> None:
-    ing = sub.add_parser("ingest", help="index a folder (incremental)")
-    ing.add_argument("dir", help="folder to index")
-    ing.add_argument("--rebuild", action="store_true", help="drop the collection and re-embed everything")
+    ing = sub.add_parser("ingest", help="add a folder as a source and sync it; no folder: sync every source")
+    ing.add_argument("dir", nargs="?", help="folder to index (default: every source)")
+    ing.add_argument("--name", help="the source's name (default: the folder's name); alone: sync that source")
+    ing.add_argument("--rebuild", action="store_true", help="drop the collection and re-embed every source")
     ing.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching paths")
+    ing.add_argument(
+        "--allow-empty",
+        "--allow-removals",
+        dest="allow_removals",
+        action="store_true",
+        help="let the sync empty a source whose folder is missing or empty, or remove more than half its files",
+    )
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
     ing.set_defaults(func=cmd_ingest)
     se = sub.add_parser("search", help="semantic search")
@@ -205,13 +286,33 @@ def _register_ingest_search(sub) -> None:
         default=None,
         help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)",
     )
-    se.add_argument("--prefix", help="only sources under this path prefix")
+    se.add_argument("--prefix", help="only documents under this prefix of name/path (e.g. docs/guides)")
     se.add_argument("--glob", help="only sources matching this glob")
     se.add_argument("--kind", action="append", choices=DOCUMENT_KINDS)
     se.add_argument("--ext", action="append", help="only these file extensions")
+    se.add_argument("--source", action="append", help="only these sources (names; repeat for more)")
     se.add_argument("--task", help="instruction for the query (Qwen3)")
     se.add_argument("--json", action="store_true", help="print hits as a JSON array")
     se.set_defaults(func=cmd_search)
+
+
+def _register_sources_jobs(sub) -> None:
+    ls = sub.add_parser("sources", help="list the sources: files, chunks, OCR'd pages, last sync, watched")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_sources)
+    src = sub.add_parser("source", help="manage one source").add_subparsers(dest="action", required=True)
+    rm = src.add_parser("remove", help="delete a source's points and forget it")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_source)
+    watch = src.add_parser("watch", help="watch a source's folder for changes, or stop")
+    watch.add_argument("name")
+    watch.add_argument("state", choices=("on", "off"))
+    watch.set_defaults(func=cmd_source)
+    jobs = sub.add_parser("jobs", help="the service's jobs; `kb jobs cancel ID` stops one")
+    jobs.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
+    jobs.add_argument("id", nargs="?")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,6 +351,7 @@ def _register_accounts(sub) -> None:
 
 _EXTRA: list = [
     _register_ingest_search,
+    _register_sources_jobs,
     _register_serve,
     _register_eval,
     _register_backup,

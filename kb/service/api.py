@@ -5,13 +5,18 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
 
 - ``GET /health`` (cheap: which store it serves), ``GET /status`` (model, device, dim, points, model
   load time, patched engine, jobs by state, last ingest report)
-- ``POST /search`` {query, k, rerank, hybrid, prefix, glob, kinds, exts, task} →
+- ``POST /search`` {query, k, rerank, hybrid, prefix, glob, kinds, exts, sources, task} →
   {hits: [SearchHit.to_json()…], timings_ms}
-- ``POST /jobs/folder`` {path (absolute), rebuild, exclude, origin cli|ui|api} → the queued job;
-  ``POST /jobs/upload`` (multipart files, optional field origin) → {job, files}; ``GET /jobs``,
-  ``GET /jobs/{id}`` (state queued|running|done|failed, progress, report, error, origin, times)
-- ``GET /documents``, ``DELETE /documents?source=``, ``GET /files?source=`` (the file itself, from
-  the uploads or the last ingested folder, never from outside them)
+- ``POST /jobs/folder`` {path (absolute) and/or name, rebuild, exclude, allow_removals, origin
+  cli|ui|api} → the queued sync of that folder (added as the source ``name``, by default named after
+  the folder) or of the registered source ``name``; ``POST /jobs/upload`` (multipart files, optional
+  field origin) → {job, files}; ``GET /jobs``, ``GET /jobs/{id}`` (state
+  queued|running|done|failed|cancelled, progress, report, error, origin, times),
+  ``POST /jobs/{id}/cancel``
+- ``GET /sources`` (name, path, files, chunks, OCR'd pages, last sync, watched), ``DELETE
+  /sources/{name}`` (its points, then the source), ``POST /sources/{name}/watch`` {on}
+- ``GET /documents``, ``DELETE /documents?source=``, ``GET /files?source=name/path`` (the file
+  itself, from the uploads or its source's folder, never from outside them)
 - ``GET /eval/reports[?name=]`` (the `kb eval` reports, newest first, with one report's JSON),
   ``GET /eval/reports/{name}/chart`` (its PNG)
 - ``POST /v1/embeddings`` (OpenAI-compatible, float or base64, optional dimensions): every input is
@@ -50,13 +55,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.model.download import ModelUnavailable
 from ingest.model.embedder import InputTooLong
+from ingest.sources import SourceError, UnknownSource
 from ingest.store import SearchFilter, StoreError
 from kb.contract import MAX_K
 from kb.search.query import RERANK_CANDIDATES, SearchRequest
 from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
 from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
 from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
-from kb.service.jobs import ORIGINS
+from kb.service.jobs import ORIGINS, JobNotActive
 from kb.service.limits import Budgets, Overload, read_json
 from kb.service.local_token import ensure_token
 from kb.settings import Settings
@@ -193,6 +199,7 @@ async def search_endpoint(request: Request) -> Response:
         source_glob=_field(body, "glob", str),
         kinds=tuple(_field(body, "kinds", list, [])),
         exts=tuple(_field(body, "exts", list, [])),
+        sources=tuple(_field(body, "sources", list, [])),
     )
     task = _field(body, "task", str)
     if task is not None and len(task) > s.query_max_chars:
@@ -214,20 +221,48 @@ async def search_endpoint(request: Request) -> Response:
 
 async def submit_folder(request: Request) -> Response:
     body = await _json(request)
-    path = _field(body, "path", str)
-    if not path:
-        raise ApiError(400, "path is required")
+    path, name = _field(body, "path", str), _field(body, "name", str)
+    if not path and not name:
+        raise ApiError(400, "path (a folder) or name (a source) is required")
     rebuild = _field(body, "rebuild", bool, False)
     roots = _kb(request).settings.ingest_roots
     _require(
         request,
-        "admin" if rebuild or not roots else "editor",
-        "a rebuild" if rebuild else "ingesting a server folder",
+        "admin" if rebuild or (path and not roots) else "editor",
+        "a rebuild" if rebuild else "ingesting a server folder" if path else "syncing a source",
     )
     job = await run_in_threadpool(
-        _kb(request).submit_folder, path, rebuild, _field(body, "exclude", list, []), _origin(body)
+        _kb(request).submit_folder,
+        path or None,
+        rebuild,
+        _field(body, "exclude", list, []),
+        _origin(body),
+        name,
+        _field(body, "allow_removals", bool, False),
     )
     return JSONResponse(job.as_dict(), status_code=202)
+
+
+async def list_sources(request: Request) -> Response:
+    return JSONResponse({"sources": await run_in_threadpool(_kb(request).list_sources)})
+
+
+async def remove_source(request: Request) -> Response:
+    _require(request, "editor", "removing a source")
+    return JSONResponse(await run_in_threadpool(_kb(request).remove_source, request.path_params["name"]))
+
+
+async def watch_source(request: Request) -> Response:
+    _require(request, "editor", "changing a source")
+    on = _field(await _json(request), "on", bool)
+    if on is None:
+        raise ApiError(400, "on (true or false) is required")
+    return JSONResponse(await run_in_threadpool(_kb(request).set_watch, request.path_params["name"], on))
+
+
+async def cancel_job(request: Request) -> Response:
+    _require(request, "editor", "cancelling a job")
+    return JSONResponse(await run_in_threadpool(_kb(request).cancel_job, request.path_params["job_id"]))
 
 
 class _TooLarge(Exception):
@@ -408,8 +443,11 @@ def _batches(texts: list[str], counts: list[int], budget: int) -> list[list[str]
 STATUS_OF: dict[type[Exception], int] = {
     InvalidRequest: 400,
     InputTooLong: 400,
+    SourceError: 400,
     Refused: 403,
     NotFound: 404,
+    UnknownSource: 404,
+    JobNotActive: 409,
     StoreError: 503,
     ModelUnavailable: 503,
     Closing: 503,
@@ -473,6 +511,10 @@ ROUTES = [
     Route("/jobs/upload", submit_upload, methods=["POST"]),
     Route("/jobs", list_jobs),
     Route("/jobs/{job_id}", get_job),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/sources", list_sources),
+    Route("/sources/{name}", remove_source, methods=["DELETE"]),
+    Route("/sources/{name}/watch", watch_source, methods=["POST"]),
     Route("/documents", documents, methods=["GET", "DELETE"]),
     Route("/files", files),
     Route("/eval/reports", eval_reports),

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 120.0  # a rerank search may load the reranker first
 PROBE_TIMEOUT_S = 0.5
-FINISHED = ("done", "failed")
+FINISHED = ("done", "failed", "cancelled")
 
 
 class ServiceError(Exception):
@@ -123,6 +123,7 @@ class KbClient:
         kinds: Sequence[str] = (),
         exts: Sequence[str] = (),
         task: str | None = None,
+        sources: Sequence[str] = (),
     ) -> dict[str, Any]:
         """``{"hits": [hit_record, …], "timings_ms": {…}}``; ``hybrid`` None: the service's KB_HYBRID."""
         body = {
@@ -134,21 +135,43 @@ class KbClient:
             "glob": glob,
             "kinds": list(kinds),
             "exts": list(exts),
+            "sources": list(sources),
             "task": task,
         }
         return self._request("POST", "/search", body=body)
 
     def submit_folder(
-        self, path: str | Path, rebuild: bool = False, exclude: Iterable[str] = (), origin: str = "cli"
+        self,
+        path: str | Path | None,
+        rebuild: bool = False,
+        exclude: Iterable[str] = (),
+        origin: str = "cli",
+        name: str | None = None,
+        allow_removals: bool = False,
     ) -> dict[str, Any]:
-        """Queue a folder job (the path is made absolute here); returns the job."""
+        """Queue the sync of a folder (the path is made absolute here; added as the source ``name``,
+        by default named after it) or, without a path, of the source ``name``; returns the job."""
         body = {
-            "path": str(Path(path).resolve()),
+            "path": str(Path(path).resolve()) if path is not None else None,
+            "name": name,
             "rebuild": rebuild,
             "exclude": list(exclude),
+            "allow_removals": allow_removals,
             "origin": origin,
         }
         return self._request("POST", "/jobs/folder", body=body)
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/sources")["sources"]
+
+    def remove_source(self, name: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/sources/{quote(name, safe='')}")
+
+    def watch_source(self, name: str, on: bool) -> dict[str, Any]:
+        return self._request("POST", f"/sources/{quote(name, safe='')}/watch", body={"on": on})
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/jobs/{quote(job_id, safe='')}/cancel")
 
     def upload(self, files: list[tuple[str, bytes]], origin: str = "ui") -> dict[str, Any]:
         """Send (file name, content) pairs; returns ``{"job": …, "files": [{original_name, source…}…]}``.

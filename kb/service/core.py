@@ -1,8 +1,10 @@
 """The one owner of the model, the store and the ingest worker, behind `kb serve` (``service.py``).
 
-It holds one embedder, the store, a reranker loaded on first use, and one worker thread running
-ingest jobs one at a time from the durable queue (``jobs.py``). A job cut off by a stop goes back to
-the queue; one cut off by a crash is found ``running`` at the next start and queued again.
+It holds one embedder, the store, a reranker loaded on first use, the registry of sources
+(``ingest.sources``, under the data folder) and one worker thread running sync jobs one at a time
+from the durable queue (``jobs.py``). A job cut off by a stop goes back to the queue; one cut off by
+a crash is found ``running`` at the next start and queued again (failed after the second crash). A
+cancelled job stops at the end of a batch: what was written stays valid, the next sync does the rest.
 
 Concurrency: searches are answered while a job runs. The embedder embeds queries on a context of
 their own, which one thread at a time uses (``_SerialQueries``); ingest uses the document contexts,
@@ -10,8 +12,8 @@ which the embedder hands out under its own lock. Qdrant Edge takes concurrent re
 several threads, so the store is not locked. The reranker has one context and its own lock.
 
 Uploads are kept as ``data_dir/uploads/<16 hex>-<word-character stem><.ext>``; the client's file
-name is metadata only. They are indexed under the source scope ``.uploads/``, which folder ingests
-leave alone (``pipeline.owns``).
+name is metadata only. They are the source ``uploads``, which no folder's sync touches
+(``pipeline.owns``).
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ from ingest.model.embedder import make_embedder
 from ingest.model.gpuinfo import query_vram
 from ingest.model.protocols import RerankScore
 from ingest.model.recipes import cut_dimension
-from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
+from ingest.pipeline import (
+    ChunkSettings,
+    IngestLimits,
+    Progress,
+    SyncRefused,
+    ingest_folder,
+    remove_source,
+    source_states,
+)
 from ingest.records import point_id
+from ingest.sources import SOURCES_FILE, Source, SourceRegistry, now_iso, summarize
 from ingest.store import make_store
-from kb.contract import UPLOAD_SCOPE
+from kb.contract import UPLOAD_SCOPE, UPLOAD_SOURCE, split_source
 from kb.search.query import SearchRequest, SearchResult, search
 from kb.service.jobs import Job, JobQueue, Upload
+from kb.service.watch import Watcher
 from kb.settings import DEFAULT_QUERY_TASK, Settings
 from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
 
@@ -49,7 +61,6 @@ log = logging.getLogger(__name__)
 
 UPLOADS_DIR = "uploads"
 JOBS_DB = "jobs.sqlite"
-FOLDER_ROOT_KEY = "folder_root"  # meta: the root of the last folder job that ran
 UPLOAD_NAME = re.compile(r"[0-9a-f]{16}-[\w-]{1,40}(\.[a-z0-9]{1,10})?")
 PROGRESS_EVERY_S = 0.25  # how often a running job's progress is written to the queue
 WORKER_IDLE_S = 1.0
@@ -69,6 +80,10 @@ class Refused(PermissionError):
 
 class _Interrupted(Exception):
     """The service is stopping: the running job goes back to the queue."""
+
+
+class _Cancelled(Exception):
+    """The running job was cancelled: it stops at the end of its batch."""
 
 
 def safe_upload_name(original: str) -> str:
@@ -143,6 +158,7 @@ class KbService:
         self.uploads_dir = settings.data_dir / UPLOADS_DIR
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as undo:  # what opened is closed again if a later step fails
+            self.sources = SourceRegistry(settings.data_dir / SOURCES_FILE)
             self.queue = JobQueue(settings.data_dir / JOBS_DB)
             undo.callback(self.queue.close)
             self.store = make_store(settings)
@@ -159,14 +175,24 @@ class KbService:
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
         self._closed = False
-        resumed = self.queue.recover()
+        self._watcher: Watcher | None = None
+        resumed, failed = self.queue.recover()
         if resumed:
             log.info("resuming %d interrupted job(s)", resumed)
+        if failed:
+            log.warning("%d job(s) cut off twice by a stop of the service are marked failed", failed)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         if not self._worker.is_alive():
             self._worker.start()
+        s = self.settings
+        if s.watch and self._watcher is None:
+            self._watcher = Watcher(self.sources, self._sync_changed, s.watch_debounce_s, s.watch_rescan_s)
+            self._watcher.start()
+
+    def _sync_changed(self, name: str) -> None:
+        self.submit_folder(None, False, [], "watch", name)
 
     def close(self) -> None:
         """Stop the worker (a running job goes back to the queue), then close what was opened.
@@ -177,6 +203,8 @@ class KbService:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.close()
         self._stop.set()
         self._wake.set()
         if self._worker.is_alive():
@@ -215,8 +243,8 @@ class KbService:
             nonlocal last_write
             if self._stop.is_set():
                 raise _Interrupted
-            if not latest and not upload:  # first call: the store now holds this folder's sources
-                self.queue.set_meta(FOLDER_ROOT_KEY, job.path)
+            if self.queue.cancel_requested(job.id):
+                raise _Cancelled
             latest.update(_progress_dict(p))
             if time.monotonic() - last_write >= PROGRESS_EVERY_S or p.files_done == p.files_total:
                 self.queue.set_progress(job.id, latest)
@@ -225,9 +253,13 @@ class KbService:
         s = self.settings
         try:
             if upload:
+                source = Source(UPLOAD_SOURCE, str(self.uploads_dir))
                 root, within, avoid = self.uploads_dir, tuple[Path, ...](), tuple[Path, ...]()
-            else:  # the folder may have changed (or become a link) since the job was queued
-                root = self.checked_root(job.path)
+            else:
+                source = self.sources.get(job.source)
+                root = Path(source.path)
+                if root.is_dir():  # checked again: the folder may have changed (or become a link) since
+                    root = self.checked_root(source.path)
                 within = tuple(r.resolve() for r in s.ingest_roots) or (root,)
                 avoid = (s.data_dir.resolve(),)
             report = ingest_folder(
@@ -235,10 +267,11 @@ class KbService:
                 self.embedder,
                 self.store,
                 ChunkSettings.from_settings(s),
+                source=source.name,
                 rebuild=job.rebuild,
-                exclude=job.exclude,
+                exclude=source.exclude,
+                allow_removals=job.allow_removals,
                 workers=s.parse_workers,
-                scope=UPLOAD_SCOPE if upload else "",
                 on_progress=on_progress,
                 load_options=LoadOptions.from_settings(s),
                 limits=IngestLimits.from_settings(s),
@@ -249,13 +282,57 @@ class KbService:
             self.queue.requeue(job.id)
             log.info("job %s interrupted; it resumes when the service starts again", job.id)
             return
+        except _Cancelled:
+            self.queue.cancelled(job.id, latest)
+            log.info("job %s cancelled", job.id)
+            return
+        except SyncRefused as err:  # the report names what would go, for the app to show
+            self.queue.fail(job.id, err, {"source": err.source, "would_remove": err.would_remove})
+            return
         except Exception as err:  # noqa: BLE001 — the job fails with its reason; the service goes on
             log.warning("job %s failed: %s", job.id, err)
             self.queue.fail(job.id, err)
             return
         self.queue.finish(job.id, report.as_dict(), latest)
-        if job.rebuild and not upload and self.queue.uploads():  # the rebuild dropped the uploads' points
-            self.queue.submit("upload", str(self.uploads_dir), job.origin)
+        if not upload:
+            self._note_sync(source.name)
+        if job.rebuild:  # the rebuild dropped every other source's points: sync them again
+            for other in self.sources.all():
+                if other.name != source.name:
+                    self.queue.submit("folder", other.path, job.origin, source=other.name)
+            if not upload and self.queue.uploads():
+                self.queue.submit("upload", str(self.uploads_dir), job.origin, source=UPLOAD_SOURCE)
+
+    def _note_sync(self, name: str) -> None:
+        try:
+            self.sources.update(name, last_sync=now_iso())
+        except LookupError:  # removed while it synced
+            pass
+
+    def submit_folder(
+        self,
+        path: str | None,
+        rebuild: bool,
+        exclude: list[str],
+        origin: str,
+        name: str | None = None,
+        allow_removals: bool = False,
+    ) -> Job:
+        """Queue a sync of a folder (added as a source, named ``name`` or after the folder, unless it is
+        one) or, without a path, of the source ``name``."""
+        if path is None:
+            if name is None:
+                raise InvalidRequest("a folder path or a source name is required")
+            if name == UPLOAD_SOURCE:
+                return self._submit_uploads(origin, rebuild)
+            source = self.sources.get(name)
+        else:
+            source = self.sources.add(self.checked_root(path), name, tuple(exclude) if exclude else None)
+        job = self.queue.submit(
+            "folder", source.path, origin, rebuild, source.exclude, source.name, allow_removals
+        )
+        self._wake.set()
+        return job
 
     def checked_root(self, path: str) -> Path:
         """The resolved folder a folder job may ingest, checked when it is submitted and again when it
@@ -283,11 +360,44 @@ class KbService:
             )
         return resolved
 
-    def submit_folder(self, path: str, rebuild: bool, exclude: list[str], origin: str) -> Job:
-        root = self.checked_root(path)
-        job = self.queue.submit("folder", str(root), origin, rebuild, exclude)
+    def _submit_uploads(self, origin: str, rebuild: bool = False) -> Job:
+        job = self.queue.submit("upload", str(self.uploads_dir), origin, rebuild, source=UPLOAD_SOURCE)
         self._wake.set()
         return job
+
+    # --- sources ----------------------------------------------------------------------------------
+    def list_sources(self) -> list[dict[str, Any]]:
+        """Every source (the uploads last) with what the store holds of it."""
+        registered = [*self.sources.all(), Source(UPLOAD_SOURCE, str(self.uploads_dir), watch=False)]
+        return [
+            {**row, "syncing": bool(self.queue.active(row["name"]))}
+            for row in summarize(registered, source_states(self.store))
+        ]
+
+    def remove_source(self, name: str) -> dict[str, Any]:
+        """Delete a folder source's points, then forget it; its queued syncs are cancelled."""
+        if name == UPLOAD_SOURCE:
+            raise InvalidRequest("the uploads are removed one by one (DELETE /documents)")
+        self.sources.get(name)  # UnknownSource
+        for job in self.queue.active(name):
+            if job.state == "running":
+                raise InvalidRequest(
+                    f"job {job.id} is syncing {name!r}: cancel it first (kb jobs cancel {job.id})"
+                )
+            self.queue.cancel(job.id)
+        files = remove_source(self.store, name)
+        self.sources.remove(name)
+        return {"removed": name, "files": files}
+
+    def set_watch(self, name: str, on: bool) -> dict[str, Any]:
+        return self.sources.update(name, watch=on).as_dict()
+
+    # --- jobs -------------------------------------------------------------------------------------
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        job = self.queue.cancel(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job.as_dict()
 
     # --- uploads ----------------------------------------------------------------------------------
     def store_uploads(self, files: list[tuple[str, BinaryIO]], origin: str) -> dict[str, Any]:
@@ -330,8 +440,7 @@ class KbService:
             )
         if not stored:
             raise InvalidRequest("; ".join(f"{r['original_name']}: {r['reason']}" for r in rejected))
-        job = self.queue.submit("upload", str(self.uploads_dir), origin)
-        self._wake.set()
+        job = self._submit_uploads(origin)
         return {"job": job.as_dict(), "files": stored, "rejected": rejected}
 
     # --- searching and embedding ------------------------------------------------------------------
@@ -370,9 +479,12 @@ class KbService:
         out = []
         for source, st in sorted(self.store.file_states().items()):
             up = uploads.get(source[len(UPLOAD_SCOPE) :]) if source.startswith(UPLOAD_SCOPE) else None
+            name, path = split_source(source)
             out.append(
                 {
                     "source": source,
+                    "source_name": name,
+                    "path": path,
                     "kind": kind_for(PurePosixPath(source)),
                     "chunks": st.n_chunks,
                     "points": st.n_points,
@@ -416,14 +528,16 @@ class KbService:
             original = upload.original_name.replace("\\", "/").rsplit("/", 1)[-1]
             root, rel, name = self.uploads_dir, upload.name, original
         else:
-            recorded = self.queue.meta(FOLDER_ROOT_KEY)
-            if recorded is None:
-                raise NotFound("no folder has been ingested through this service")
-            root, rel, name = Path(recorded), source, PurePosixPath(source).name
+            source_name, rel = split_source(source)
+            try:
+                root = Path(self.sources.get(source_name).path)
+            except LookupError:
+                raise NotFound(f"no source {source_name!r}") from None
+            name = PurePosixPath(rel).name
         root = root.resolve()
         path = (root / rel).resolve()
         if not path.is_relative_to(root):
-            raise Refused(f"{source!r} is outside the ingested folder")
+            raise Refused(f"{source!r} is outside its source's folder")
         if not source.startswith(UPLOAD_SCOPE) and not self.store.retrieve([point_id(source, 0)]):
             raise NotFound(f"{source!r} is not an indexed document")
         if not path.is_file():

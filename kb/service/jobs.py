@@ -1,11 +1,14 @@
 """Durable ingest jobs and upload records: one small SQLite file (WAL) under ``data_dir/jobs.sqlite``.
 
-A job brings the store in line with one folder: ``folder`` jobs with a folder of the user's,
-``upload`` jobs with ``data_dir/uploads`` under the ``.uploads/`` source scope. States go
-queued → running → done | failed. A job found ``running`` when the queue opens was cut off (the
-service stopped or died mid-ingest) and goes back to ``queued``: ingest is idempotent, so running
-it again is safe and finishes the work. Uploaded files are recorded here with their original names,
-which are metadata only and never part of a path.
+A job syncs one source: ``folder`` jobs a named folder of the user's (``source``, registered in
+``ingest.sources``), ``upload`` jobs ``data_dir/uploads`` as the source ``uploads``. States go
+queued → running → done | failed | cancelled. A job found ``running`` when the queue opens was cut
+off (the service stopped or died mid-ingest) and goes back to ``queued``: ingest is idempotent, so
+running it again is safe and finishes the work; but a job that was running when the service died
+``MAX_ATTEMPTS`` times is marked failed with the reason instead (it may be what kills it). A cancel
+marks a queued job cancelled at once and asks a running one to stop at the end of its batch.
+Uploaded files are recorded here with their original names, which are metadata only and never part
+of a path.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+MAX_ATTEMPTS = 2  # a job that was running when the service died this often is not run again
 KINDS = ("folder", "upload")
-ORIGINS = ("cli", "ui", "api")
+ORIGINS = ("cli", "ui", "api", "watch")
 LIST_LIMIT = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
     rebuild INTEGER NOT NULL, exclude TEXT NOT NULL, state TEXT NOT NULL, progress TEXT NOT NULL,
-    report TEXT, error TEXT, error_type TEXT, created REAL NOT NULL, updated REAL NOT NULL
+    report TEXT, error TEXT, error_type TEXT, created REAL NOT NULL, updated REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT '', allow_removals INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0, cancel INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -39,6 +45,23 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE INDEX IF NOT EXISTS uploads_sha ON uploads (sha256);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+# columns added since the first version of the file, added to an older one when it opens
+_ADDED_COLUMNS = {
+    "source": "TEXT NOT NULL DEFAULT ''",
+    "allow_removals": "INTEGER NOT NULL DEFAULT 0",
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "cancel": "INTEGER NOT NULL DEFAULT 0",
+}
+_COLUMNS = (
+    "id, kind, path, origin, rebuild, exclude, state, progress, report, error, error_type, created, "
+    "updated, source, allow_removals, attempts, cancel"
+)
+
+
+class JobNotActive(ValueError):
+    """The job asked to stop has already finished."""
 
 
 def _iso(t: float) -> str:
@@ -60,11 +83,18 @@ class Job:
     error_type: str | None = None
     created: float = 0.0
     updated: float = 0.0
+    source: str = ""
+    allow_removals: bool = False
+    attempts: int = 0
+    cancel: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.kind,
+            "source": self.source,
+            "allow_removals": self.allow_removals,
+            "cancel_requested": self.cancel,
             "path": self.path,
             "origin": self.origin,
             "rebuild": self.rebuild,
@@ -97,6 +127,10 @@ class JobQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _exec(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -118,6 +152,10 @@ class JobQueue:
             error_type,
             created,
             updated,
+            source,
+            allow_removals,
+            attempts,
+            cancel,
         ) = row
         return Job(
             id_,
@@ -133,63 +171,145 @@ class JobQueue:
             error_type,
             created,
             updated,
+            source,
+            bool(allow_removals),
+            attempts,
+            bool(cancel),
         )
 
     # --- jobs -----------------------------------------------------------------------------------
     def submit(
-        self, kind: str, path: str, origin: str, rebuild: bool = False, exclude: Iterable[str] = ()
+        self,
+        kind: str,
+        path: str,
+        origin: str,
+        rebuild: bool = False,
+        exclude: Iterable[str] = (),
+        source: str = "",
+        allow_removals: bool = False,
     ) -> Job:
-        """A new queued job; an upload job already waiting is returned instead of a second one."""
+        """A new queued job; a plain sync of the same source already waiting is returned instead."""
         if kind not in KINDS or origin not in ORIGINS:
             raise ValueError(f"kind must be one of {KINDS} and origin one of {ORIGINS}")
-        if kind == "upload":
-            waiting = self._exec("SELECT * FROM jobs WHERE kind = 'upload' AND state = 'queued' LIMIT 1")
+        if not rebuild:
+            waiting = self._exec(
+                f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND source = ? AND state = 'queued' "
+                "AND rebuild = 0 AND allow_removals >= ? LIMIT 1",
+                (kind, source, int(allow_removals)),
+            )
             if waiting:
                 return self._job(waiting[0])
         now = time.time()
-        job = Job(uuid.uuid4().hex[:16], kind, path, origin, rebuild, list(exclude), created=now, updated=now)
+        job = Job(
+            uuid.uuid4().hex[:16],
+            kind,
+            path,
+            origin,
+            rebuild,
+            list(exclude),
+            created=now,
+            updated=now,
+            source=source,
+            allow_removals=allow_removals,
+        )
         self._exec(
-            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, 'queued', '{}', NULL, NULL, NULL, ?, ?)",
-            (job.id, kind, path, origin, int(rebuild), json.dumps(job.exclude), now, now),
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, 'queued', '{}', NULL, NULL, NULL, ?, ?, ?, ?, 0, 0)",
+            (
+                job.id,
+                kind,
+                path,
+                origin,
+                int(rebuild),
+                json.dumps(job.exclude),
+                now,
+                now,
+                source,
+                int(allow_removals),
+            ),
         )
         return job
 
     def get(self, job_id: str) -> Job | None:
-        rows = self._exec("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self._exec(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return self._job(rows[0]) if rows else None
 
     def recent(self, limit: int = LIST_LIMIT) -> list[Job]:
-        return [
-            self._job(r) for r in self._exec("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,))
-        ]
+        rows = self._exec(f"SELECT {_COLUMNS} FROM jobs ORDER BY created DESC LIMIT ?", (limit,))
+        return [self._job(r) for r in rows]
+
+    def active(self, source: str | None = None) -> list[Job]:
+        """Queued and running jobs, oldest first (of one source when given)."""
+        rows = self._exec(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY created"
+        )
+        return [j for j in map(self._job, rows) if source is None or j.source == source]
 
     def counts(self) -> dict[str, int]:
         return {state: n for state, n in self._exec("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
 
-    def recover(self) -> int:
-        """Jobs cut off while running go back to the queue; returns how many."""
+    def recover(self) -> tuple[int, int]:
+        """Jobs cut off while running go back to the queue, or fail once they were cut off
+        ``MAX_ATTEMPTS`` times (a cancelled one is cancelled); returns (requeued, failed)."""
+        now = time.time()
+        reason = f"the service stopped while this job ran, {MAX_ATTEMPTS} times: it is not run again"
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'", (time.time(),)
+            self._db.execute(
+                "UPDATE jobs SET state = 'cancelled', updated = ? WHERE state = 'running' AND cancel = 1",
+                (now,),
             )
-            return cur.rowcount
+            failed = self._db.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, error_type = 'Interrupted', updated = ? "
+                "WHERE state = 'running' AND attempts >= ?",
+                (reason, now, MAX_ATTEMPTS),
+            ).rowcount
+            requeued = self._db.execute(
+                "UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'", (now,)
+            ).rowcount
+        return requeued, failed
 
     def claim(self) -> Job | None:
         """The oldest queued job, now marked running; None when the queue is empty."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1"
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
             self._db.execute(
                 "UPDATE jobs SET state = 'running', error = NULL, error_type = NULL, "
-                "updated = ? WHERE id = ?",
+                "attempts = attempts + 1, updated = ? WHERE id = ?",
                 (time.time(), row[0]),
             )
         job = self._job(row)
-        job.state = "running"
+        job.state, job.attempts = "running", job.attempts + 1
         return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job now; ask a running one to stop (``cancel_requested``). None: no such job;
+        JobNotActive when it has finished."""
+        now = time.time()
+        with self._lock:
+            row = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            if row[0] not in ("queued", "running"):
+                raise JobNotActive(f"job {job_id} has already finished ({row[0]})")
+            new_state = "cancelled" if row[0] == "queued" else "running"
+            self._db.execute(
+                "UPDATE jobs SET state = ?, cancel = 1, updated = ? WHERE id = ?", (new_state, now, job_id)
+            )
+        return self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        rows = self._exec("SELECT cancel FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows and rows[0][0])
+
+    def cancelled(self, job_id: str, progress: dict[str, Any]) -> None:
+        self._exec(
+            "UPDATE jobs SET state = 'cancelled', progress = ?, updated = ? WHERE id = ?",
+            (json.dumps(progress), time.time(), job_id),
+        )
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         self._exec(
@@ -203,18 +323,22 @@ class JobQueue:
             (json.dumps(report), json.dumps(progress), time.time(), job_id),
         )
 
-    def fail(self, job_id: str, error: BaseException) -> None:
+    def fail(self, job_id: str, error: BaseException, report: dict[str, Any] | None = None) -> None:
         kind = type(error).__name__
         self._exec(
-            "UPDATE jobs SET state = 'failed', error = ?, error_type = ?, updated = ? WHERE id = ?",
-            (str(error) or kind, kind, time.time(), job_id),
+            "UPDATE jobs SET state = 'failed', error = ?, error_type = ?, report = ?, updated = ? WHERE id = ?",
+            (str(error) or kind, kind, json.dumps(report) if report else None, time.time(), job_id),
         )
 
     def requeue(self, job_id: str) -> None:
-        self._exec("UPDATE jobs SET state = 'queued', updated = ? WHERE id = ?", (time.time(), job_id))
+        """Back to the queue after a stop of the service (not a death: the attempt does not count)."""
+        self._exec(
+            "UPDATE jobs SET state = 'queued', attempts = MAX(0, attempts - 1), updated = ? WHERE id = ?",
+            (time.time(), job_id),
+        )
 
     def last_done(self) -> Job | None:
-        rows = self._exec("SELECT * FROM jobs WHERE state = 'done' ORDER BY updated DESC LIMIT 1")
+        rows = self._exec(f"SELECT {_COLUMNS} FROM jobs WHERE state = 'done' ORDER BY updated DESC LIMIT 1")
         return self._job(rows[0]) if rows else None
 
     # --- uploads and small facts ------------------------------------------------------------------

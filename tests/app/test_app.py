@@ -153,10 +153,10 @@ def test_location_and_filters():
 def test_job_labels_and_upload_rows_follow_the_job():
     batch = {
         "files": [
-            {"original_name": "a.pdf", "source": ".uploads/x-a.pdf", "bytes": 2048, "duplicate": False},
+            {"original_name": "a.pdf", "source": "uploads/x-a.pdf", "bytes": 2048, "duplicate": False},
             {
                 "original_name": "b.md",
-                "source": ".uploads/0123456789abcdef-b.md",
+                "source": "uploads/0123456789abcdef-b.md",
                 "bytes": 10,
                 "duplicate": False,
             },
@@ -173,20 +173,20 @@ def test_job_labels_and_upload_rows_follow_the_job():
             "files_done": 1,
             "chunks": 7,
             "tokens_per_s": 950.0,
-            "current": ".uploads/0123456789abcdef-b.md",
+            "current": "uploads/0123456789abcdef-b.md",
         },
     }
     assert job_label(job) == "running · from cli · uploads · 1/2 files · 7 chunks · 950 tokens/s · now b.md"
     status = [
         r["status"]
-        for r in upload_rows(batch, job, seen=[".uploads/x-a.pdf", ".uploads/0123456789abcdef-b.md"])
+        for r in upload_rows(batch, job, seen=["uploads/x-a.pdf", "uploads/0123456789abcdef-b.md"])
     ]
     assert status == ["read, embedding", "reading", "not accepted: unsupported file type (.png)"]
     assert upload_rows(batch, {**job, "state": "queued"})[0]["status"] == "waiting"
     report = {
-        "indexed": [".uploads/x-a.pdf"],
-        "skipped": [{"path": ".uploads/0123456789abcdef-b.md", "reason": "no text"}],
-        "warnings": [{"path": ".uploads/x-a.pdf", "message": "page 4: no text"}],
+        "indexed": ["uploads/x-a.pdf"],
+        "skipped": [{"path": "uploads/0123456789abcdef-b.md", "reason": "no text"}],
+        "warnings": [{"path": "uploads/x-a.pdf", "message": "page 4: no text"}],
         "chunks": 7,
         "seconds": 1,
     }
@@ -277,10 +277,10 @@ def test_search_page_shows_cards_with_file_location_headings_and_scores(served):
     assert not at.exception
     md = text_of(at.markdown)
     assert "**1.** [**guide.md**](" in md and "— lines 1–5" in md
-    assert "&source=guide.md" not in md and "source=guide.md" in md  # the link opens the file
+    assert "source=docs%2Fguide.md" in md  # the link opens the file: its source and path
     assert marked("start") in md and marked("knowledge base") in md
     captions = text_of(at.caption)
-    assert "Guide · guide.md · markdown · score " in captions
+    assert "Guide · docs/guide.md · markdown · score " in captions
 
 
 def test_search_page_filters_and_marks_chinese(served):
@@ -310,14 +310,44 @@ def test_library_page_uploads_follows_the_job_lists_and_deletes(served):
     assert list(rows["status"]) == ["indexed", "not accepted: unsupported file type (.mp4)"]
     assert "indexed 1" in text_of(at.success)
     assert "from cli" in text_of(at.caption)  # the fixture's CLI job is listed too
-    docs = at.dataframe[0].value
-    assert {"guide.md", "notes.txt", "quokka.md"} == set(docs["name"])
+    assert {"guide.md", "notes.txt", "quokka.md"} == document_names(at)
     source = next(d["source"] for d in served.documents() if d.get("original_name") == "quokka.md")
     at.multiselect(key="delete_sources").select(source).run()
     at.button(key="delete_go").click().run()
     assert not at.exception
     assert source not in {d["source"] for d in served.documents()}
-    assert "quokka.md" not in set(at.dataframe[0].value["name"])
+    assert "quokka.md" not in document_names(at)
+
+
+def document_names(at) -> set[str]:
+    """The names in every source's document table."""
+    return {name for table in at.dataframe for name in table.value["name"]}
+
+
+def test_library_lists_sources_first_filters_search_by_source_and_removes_one(served, tmp_path):
+    other = tmp_path / "handbook"
+    other.mkdir()
+    (other / "guide.md").write_text("# Guide\n\n## Install\n\nThe handbook canary is a teal heron.\n")
+    job = served.submit_folder(other, origin="cli")
+    assert served.wait(job["id"])["state"] == "done"
+    at = on_page("library")
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("docs · 2 files") for label in labels), labels
+    assert any(label.startswith("handbook · 1 files") for label in labels), labels
+    assert {"guide.md", "notes.txt"} <= document_names(at)
+
+    search = on_page("search")
+    search.multiselect(key="search_sources").select("handbook")
+    search.text_input(key="search_query").input("guide install").run()
+    assert not search.exception
+    captions = text_of(search.caption)
+    assert "handbook/guide.md" in captions and "docs/guide.md" not in captions
+
+    at.button(key="remove_source_handbook").click().run()
+    assert not at.exception
+    assert "handbook" not in {s["name"] for s in served.sources()}
+    assert not any(e.label.startswith("handbook") for e in at.expander)
+    assert (other / "guide.md").is_file()  # the folder itself is left alone
 
 
 def test_library_page_indexes_a_server_folder(served, tmp_path):

@@ -154,7 +154,8 @@ def _env(gguf: Path, data: Path) -> dict[str, str]:
 
 
 def _start(gguf: Path, docs: Path, data: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "kb.cli.main", "ingest", str(docs), "--json"]
+    # one source name for every folder, so that the reference run's points are comparable
+    cmd = [sys.executable, "-m", "kb.cli.main", "ingest", str(docs), "--name", "docs", "--json"]
     # cwd: a folder without a .env, so that only the variables above configure the run
     return subprocess.Popen(
         cmd, env=_env(gguf, data), cwd=data.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -307,7 +308,7 @@ def test_sigkill_at_any_moment_then_resume_equals_a_clean_run(qwen3_gguf, tmp_pa
         if missed:  # it ran out of work before its kill: more for the next run, twice as much each time
             for j in range(REFILL_FILES * 2 ** (missed - 1)):
                 add_file(docs, 1000 * (i + 1) + j)
-        if not edited and "a-gone.md" in left.states:  # the folder changes while the run is down
+        if not edited and "docs/a-gone.md" in left.states:  # the folder changes while the run is down
             edit_corpus(docs)
             edited = True
     assert kills == KILLS and edited, "\n".join(log)
@@ -317,5 +318,5 @@ def test_sigkill_at_any_moment_then_resume_equals_a_clean_run(qwen3_gguf, tmp_pa
     shutil.copytree(docs, tmp_path / "reference")
     assert not run(qwen3_gguf, tmp_path / "reference", tmp_path / "data-reference").killed
     want = snapshot(tmp_path / "data-reference")
-    assert len(want.points) > 150 and "a-gone.md" not in want.states and "added.md" in want.states
+    assert len(want.points) > 150 and "docs/a-gone.md" not in want.states and "docs/added.md" in want.states
     assert_same(snapshot(data), want)

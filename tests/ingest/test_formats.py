@@ -174,16 +174,27 @@ def test_every_format_ingested_and_each_canary_found_with_its_locator(qwen3_embe
     docs = tmp_path / "docs"
     made = formats.write_all(docs)
     report = ingest_folder(
-        docs, qwen3_embedder, store, ChunkSettings(64, 8), workers=1, load_options=LoadOptions(ocr="auto")
+        docs,
+        qwen3_embedder,
+        store,
+        ChunkSettings(64, 8),
+        source="docs",
+        workers=1,
+        load_options=LoadOptions(ocr="auto"),
     )
-    assert sorted(report.indexed) == sorted(m.name for m in made) and not report.skipped
+    assert sorted(report.indexed) == sorted(f"docs/{m.name}" for m in made) and not report.skipped
     assert report.warnings == []
     for m in made:
         for word, want in m.canaries.items():
             hits = search(SearchRequest(word, k=3, dense=False), qwen3_embedder, store).hits
             assert hits, f"{word} ({m.name}) not found"
             top = hits[0].to_json()
-            assert top["source"] == m.name and top["kind"] == m.kind and word in top["text"].lower(), word
+            assert (
+                top["source"] == f"docs/{m.name}"
+                and top["path"] == m.name
+                and top["kind"] == m.kind
+                and word in top["text"].lower()
+            ), word
             if "location" in want:
                 assert top["location"] == want["location"], word
             if "heading_path" in want:  # merged neighbours keep the deepest heading they share

@@ -458,7 +458,7 @@ def library(qwen3_settings, tmp_path_factory) -> Library:
     kb = KbService(qwen3_settings.model_copy(update={"data_dir": data_dir, "parse_workers": 1}))
     try:
         kb.start()
-        job = kb.submit_folder(str(folder), rebuild=False, exclude=[], origin="api")
+        job = kb.submit_folder(str(folder), rebuild=False, exclude=[], origin="api", name="lib")
         deadline = time.monotonic() + JOB_TIMEOUT_S
         while (done := kb.queue.get(job.id)) is not None and done.state not in ("done", "failed"):
             assert time.monotonic() < deadline, f"job still {done.state}"
@@ -472,12 +472,12 @@ def library(qwen3_settings, tmp_path_factory) -> Library:
 
 
 def test_report_says_per_pdf_where_its_pages_came_from(library):
-    assert sorted(library.report["indexed"]) == ["notes.md", "plain.pdf", "scans.pdf"]
+    assert sorted(library.report["indexed"]) == ["lib/notes.md", "lib/plain.pdf", "lib/scans.pdf"]
     assert library.report["pages"] == {
-        "scans.pdf": {"pages": 4, "text": 1, "fallback": 1, "ocr": 1, "unreadable": [3]},
-        "plain.pdf": {"pages": 1, "text": 1, "fallback": 0, "ocr": 0, "unreadable": []},
+        "lib/scans.pdf": {"pages": 4, "text": 1, "fallback": 1, "ocr": 1, "unreadable": [3]},
+        "lib/plain.pdf": {"pages": 1, "text": 1, "fallback": 0, "ocr": 0, "unreadable": []},
     }
-    counts = PageSources.from_dict(library.report["pages"]["scans.pdf"])
+    counts = PageSources.from_dict(library.report["pages"]["lib/scans.pdf"])
     assert counts.text == len(_pages(library.sources, "text"))
     assert counts.fallback == len(_pages(library.sources, "fallback"))
     assert counts.ocr == len(_pages(library.sources, "ocr"))
@@ -486,26 +486,26 @@ def test_report_says_per_pdf_where_its_pages_came_from(library):
 
 def test_document_list_carries_the_page_sources_of_pdfs_only(library):
     docs = library.documents
-    assert docs["scans.pdf"]["pages"] == library.report["pages"]["scans.pdf"]  # read back from the store
-    assert docs["plain.pdf"]["pages"] == library.report["pages"]["plain.pdf"]
-    assert docs["notes.md"]["pages"] is None
+    assert docs["lib/scans.pdf"]["pages"] == library.report["pages"]["lib/scans.pdf"]  # read back from the store
+    assert docs["lib/plain.pdf"]["pages"] == library.report["pages"]["lib/plain.pdf"]
+    assert docs["lib/notes.md"]["pages"] is None
     rows = {r["source"]: r for r in document_rows(list(docs.values()))}
-    assert {k: rows["scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")} == {
+    assert {k: rows["lib/scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")} == {
         "pages": 4,
         "text layer": 1,
         "fallback": 1,
         "OCR": 1,
         "unreadable": "3",
     }
-    assert rows["plain.pdf"]["unreadable"] == ""
-    assert all(rows["notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable"))
+    assert rows["lib/plain.pdf"]["unreadable"] == ""
+    assert all(rows["lib/notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable"))
 
 
 def test_cli_summary_prints_a_line_per_pdf_that_needed_help(library, capsys):
     _print_report(library.report, as_json=False)
     lines = capsys.readouterr().out.splitlines()
-    assert "  scans.pdf: 4 pages — 1 text layer, 1 fallback, 1 OCR; unreadable: 3" in lines
-    assert not any("plain.pdf" in line for line in lines)
+    assert "  lib/scans.pdf: 4 pages — 1 text layer, 1 fallback, 1 OCR; unreadable: 3" in lines
+    assert not any("lib/plain.pdf" in line for line in lines)
     assert page_ranges([9, 1, 2, 3, 7, 10, 2]) == "1-3, 7, 9-10"
 
 

@@ -46,22 +46,22 @@ def test_second_run_writes_nothing_and_edits_reembed_only_that_file(env):
     write(docs / "a.md", long_markdown(6))
     write(docs / "b.md", "# B\n\nShort file about bees.\n")
     write(docs / "src" / "c.py", "def c():\n    return 'c'\n")
-    first = ingest_folder(docs, emb, store, CS, workers=1)
-    assert sorted(first.indexed) == ["a.md", "b.md", "src/c.py"]
+    first = ingest_folder(docs, emb, store, CS, source="docs", workers=1)
+    assert sorted(first.indexed) == ["docs/a.md", "docs/b.md", "docs/src/c.py"]
     total = store.count()
     assert total == first.chunks > 3
 
-    second = ingest_folder(docs, emb, store, CS, workers=1)
+    second = ingest_folder(docs, emb, store, CS, source="docs", workers=1)
     assert second.chunks == 0 and second.indexed == [] and sorted(second.unchanged) == sorted(first.indexed)
     assert store.count() == total
 
     write(docs / "b.md", "# B\n\nShort file about wasps now.\n")
-    third = ingest_folder(docs, emb, store, CS, workers=1)
-    assert third.updated == ["b.md"] and third.chunks == 1
+    third = ingest_folder(docs, emb, store, CS, source="docs", workers=1)
+    assert third.updated == ["docs/b.md"] and third.chunks == 1
     from ingest.records import point_id
 
-    (hit,) = store.retrieve([point_id("b.md", 0)])
-    assert "wasps" in hit.text and hit.payload["file_hash"] == store.file_states()["b.md"].file_hash
+    (hit,) = store.retrieve([point_id("docs/b.md", 0)])
+    assert "wasps" in hit.text and hit.payload["file_hash"] == store.file_states()["docs/b.md"].file_hash
 
 
 @pytest.mark.slow
@@ -70,20 +70,21 @@ def test_shrinking_deleting_and_renaming_leave_no_stale_points(env):
     write(docs / "big.md", long_markdown(8))
     write(docs / "gone.md", "# Gone\n\nThis file will be deleted.\n")
     write(docs / "old-name.txt", "renamed content\n")
-    ingest_folder(docs, emb, store, CS, workers=1)
-    before = points_of(store, "big.md")
+    write(docs / "stays.md", "# Stays\n\nUntouched.\n")  # two of four files go: not more than half
+    ingest_folder(docs, emb, store, CS, source="docs", workers=1)
+    before = points_of(store, "docs/big.md")
     assert before > 3
 
     write(docs / "big.md", long_markdown(2))
     (docs / "gone.md").unlink()
     (docs / "old-name.txt").rename(docs / "new-name.txt")
-    report = ingest_folder(docs, emb, store, CS, workers=1)
-    assert sorted(report.removed) == ["gone.md", "old-name.txt"]
-    assert report.updated == ["big.md"] and report.indexed == ["new-name.txt"]
+    report = ingest_folder(docs, emb, store, CS, source="docs", workers=1)
+    assert sorted(report.removed) == ["docs/gone.md", "docs/old-name.txt"]
+    assert report.updated == ["docs/big.md"] and report.indexed == ["docs/new-name.txt"]
     states = store.file_states()
-    assert set(states) == {"big.md", "new-name.txt"}
+    assert set(states) == {"docs/big.md", "docs/new-name.txt", "docs/stays.md"}
     assert all(s.complete for s in states.values())
-    assert 0 < states["big.md"].n_points < before
+    assert 0 < states["docs/big.md"].n_points < before
     assert store.count() == sum(s.n_points for s in states.values())
 
 
@@ -98,22 +99,24 @@ def test_broken_files_are_reported_and_good_ones_go_in(env):
     write(docs / "node_modules" / "x.js", "function x() {}\n")
     write(docs / ".kbignore", "ignored-*.md\n")
     write(docs / "ignored-1.md", "# ignored\n")
-    report = ingest_folder(docs, emb, store, CS, workers=2)
-    assert report.indexed == ["good.md"]
+    report = ingest_folder(docs, emb, store, CS, source="docs", workers=2)
+    assert report.indexed == ["docs/good.md"]
     skipped = dict(report.skipped)
-    assert set(skipped) == {"broken.pdf", "binary.md", "empty.txt"}
+    assert set(skipped) == {"docs/broken.pdf", "docs/binary.md", "docs/empty.txt"}
     assert all(reason for reason in skipped.values())
-    assert set(store.file_states()) == {"good.md"}
+    assert set(store.file_states()) == {"docs/good.md"}
 
 
 def test_fingerprint_mismatch_stops_and_rebuild_reembeds(env):
     docs, store, emb = env
     write(docs / "a.md", "# A\n\nalpha\n")
-    ingest_folder(docs, emb, store, CS, workers=1)
+    ingest_folder(docs, emb, store, CS, source="docs", workers=1)
     with pytest.raises(FingerprintMismatch):
-        ingest_folder(docs, emb, store, ChunkSettings(target=128, overlap=8), workers=1)
-    report = ingest_folder(docs, emb, store, ChunkSettings(target=128, overlap=8), rebuild=True, workers=1)
-    assert report.indexed == ["a.md"] and store.count() == 1
+        ingest_folder(docs, emb, store, ChunkSettings(target=128, overlap=8), source="docs", workers=1)
+    report = ingest_folder(
+        docs, emb, store, ChunkSettings(target=128, overlap=8), rebuild=True, source="docs", workers=1
+    )
+    assert report.indexed == ["docs/a.md"] and store.count() == 1
 
 
 @pytest.mark.slow
@@ -131,7 +134,9 @@ def test_30k_token_markdown_is_one_chunk_when_the_target_allows(qwen3_gguf, tmp_
         write(docs / "long.md", text)
         n = emb.count_tokens(text)
         assert 28000 < n < 32000
-        report = ingest_folder(docs, emb, store, ChunkSettings(target=32768, overlap=0), workers=1)
+        report = ingest_folder(
+            docs, emb, store, ChunkSettings(target=32768, overlap=0), source="docs", workers=1
+        )
         assert report.chunks == 1 and store.count() == 1
     finally:
         emb.close()

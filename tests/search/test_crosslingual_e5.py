@@ -79,7 +79,7 @@ def ingested(e5, root, files: dict[str, str]):
         (root / "docs" / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / "docs" / rel).write_text(text + "\n", encoding="utf-8")
     store = make_store(Settings(data_dir=root / "data", _env_file=None))
-    report = ingest_folder(root / "docs", e5, store, ChunkSettings(256, 32), workers=1)
+    report = ingest_folder(root / "docs", e5, store, ChunkSettings(256, 32), source="docs", workers=1)
     assert len(report.indexed) == len(files), report
     return store
 
@@ -87,7 +87,7 @@ def ingested(e5, root, files: dict[str, str]):
 def ranks(e5, store, pairs) -> dict[str, int | None]:
     out = {}
     for query, want in pairs:
-        sources = [h.source for h in search(SearchRequest(query, k=12, hybrid=False), e5, store).hits]
+        sources = [h.path for h in search(SearchRequest(query, k=12, hybrid=False), e5, store).hits]
         out[query] = sources.index(want) + 1 if want in sources else None
     return out
 

@@ -35,7 +35,7 @@ def corpus(qwen3_settings, qwen3_embedder, tmp_path_factory):
         (docs / rel).write_text(text, encoding="utf-8")
     settings = qwen3_settings.model_copy(update={"data_dir": root / "data"})
     store = make_store(settings)
-    ingest_folder(docs, qwen3_embedder, store, ChunkSettings(256, 16), workers=1)
+    ingest_folder(docs, qwen3_embedder, store, ChunkSettings(256, 16), source="docs", workers=1)
     yield settings, store, qwen3_embedder
     store.close()
 
@@ -50,9 +50,9 @@ def reranker():
 def test_chinese_keyword_found_by_sparse_signal_alone(corpus):
     _, store, emb = corpus
     hits = search(SearchRequest("向量数据库", k=3, dense=False), emb, store).hits
-    assert hits and hits[0].source == "zh/db.md"
+    assert hits and hits[0].path == "zh/db.md"
     hits = search(SearchRequest("烤鸭", k=3, dense=False), emb, store).hits
-    assert hits and hits[0].source == "zh/food.md"
+    assert hits and hits[0].path == "zh/food.md"
 
 
 def test_query_without_lexical_overlap_still_returns_dense_hits(corpus):
@@ -76,12 +76,14 @@ def test_odd_queries_never_crash(corpus, reranker, query, mode):
 
 def test_filters(corpus):
     _, store, emb = corpus
-    hits = search(SearchRequest("anything", k=10, filter=SearchFilter(source_prefix="zh")), emb, store).hits
-    assert {h.source for h in hits} == {"zh/db.md", "zh/food.md"}
+    hits = search(
+        SearchRequest("anything", k=10, filter=SearchFilter(source_prefix="docs/zh")), emb, store
+    ).hits
+    assert {h.path for h in hits} == {"zh/db.md", "zh/food.md"}
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(kinds=("code",))), emb, store).hits
-    assert [h.source for h in hits] == ["code/util.py"] and hits[0].line_start == 1
+    assert [h.path for h in hits] == ["code/util.py"] and hits[0].line_start == 1
     hits = search(SearchRequest("anything", k=10, filter=SearchFilter(source_glob="*.txt")), emb, store).hits
-    assert [h.source for h in hits] == ["en/garden.txt"]
+    assert [h.path for h in hits] == ["en/garden.txt"]
 
 
 def test_cli_json_equals_search_core(corpus):

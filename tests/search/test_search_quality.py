@@ -57,7 +57,7 @@ def kb(tmp_path_factory):
         embed_model=str(build_minilm_gguf()), n_ctx=512, n_batch=512, data_dir=root / "data", _env_file=None
     )
     emb, store = make_embedder(settings), make_store(settings)
-    ingest_folder(root / "docs", emb, store, ChunkSettings(256, 16), workers=1)
+    ingest_folder(root / "docs", emb, store, ChunkSettings(256, 16), source="docs", workers=1)
     yield emb, store
     emb.close()
     store.close()
@@ -66,7 +66,7 @@ def kb(tmp_path_factory):
 @pytest.mark.parametrize("hybrid", [False, True])
 def test_right_passage_first_for_most_queries(kb, hybrid):
     emb, store = kb
-    firsts = [search(SearchRequest(q, k=3, hybrid=hybrid), emb, store).hits[0].source for q, _ in QUERIES]
+    firsts = [search(SearchRequest(q, k=3, hybrid=hybrid), emb, store).hits[0].path for q, _ in QUERIES]
     right = sum(got == want for got, (_, want) in zip(firsts, QUERIES))
     print(f"\nhybrid={hybrid}: right passage first for {right}/{len(QUERIES)}")
     assert right >= 8

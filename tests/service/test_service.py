@@ -21,6 +21,7 @@ import pytest
 
 from ingest.pipeline import owns
 from kb.cli.main import main as kb_main
+from kb.contract import UPLOAD_SOURCE
 from kb.service.client import KbClient, ServiceError
 from kb.service.core import UPLOAD_NAME, UPLOAD_SCOPE, safe_upload_name
 from kb.service.local_token import file_token, read_token
@@ -187,8 +188,8 @@ def test_upload_names_are_generated_and_scopes_separate_uploads_from_folders():
     assert safe_upload_name("notes.MD").endswith("-notes.md")
     assert safe_upload_name("résumé 2024.PDF").endswith("-résumé_2024.pdf")
     assert safe_upload_name("a.md") != safe_upload_name("a.md")
-    assert owns("", "docs/a.md") and not owns("", UPLOAD_SCOPE + "x.md")
-    assert owns(UPLOAD_SCOPE, UPLOAD_SCOPE + "x.md") and not owns(UPLOAD_SCOPE, "x.md")
+    assert owns("docs", "docs/a.md") and not owns("docs", UPLOAD_SCOPE + "x.md")
+    assert owns(UPLOAD_SOURCE, UPLOAD_SCOPE + "x.md") and not owns("docs", "docs2/a.md")
 
 
 def test_status_describes_the_loaded_model_and_store(service):
@@ -212,20 +213,23 @@ def test_folder_job_runs_to_done_with_report_and_documents(service, tmp_path):
     done = service.client.wait(job["id"], poll=0.1)
     assert done["state"] == "done", done["error"]
     report = done["report"]
+    names = [f"docs/{n}" for n in names]
     assert report["indexed"] == names and report["chunks"] >= 4 and report["tokens"] > 0
-    assert [s["path"] for s in report["skipped"]] == ["blob.bin"]
+    assert [s["path"] for s in report["skipped"]] == ["docs/blob.bin"]
     p = done["progress"]
     assert p["files_done"] == p["files_total"] == 5 and p["chunks"] == report["chunks"]
     assert service.client.status()["last_ingest"]["job"] == job["id"]
     docs = {d["source"]: d for d in service.client.documents()}
     assert (
         set(docs) >= set(names)
-        and docs["note000.md"]["kind"] == "markdown"
-        and docs["note000.md"]["complete"]
+        and docs["docs/note000.md"]["kind"] == "markdown"
+        and docs["docs/note000.md"]["complete"]
+        and (docs["docs/note000.md"]["source_name"], docs["docs/note000.md"]["path"])
+        == ("docs", "note000.md")
     )
     hits = service.client.search("topic2", k=3, hybrid=True)["hits"]
     assert [h["rank"] for h in hits] == [1, 2, 3] and {h["source"] for h in hits} <= set(names)
-    with urllib.request.urlopen(service.client.file_url("note001.md")) as resp:
+    with urllib.request.urlopen(service.client.file_url("docs/note001.md")) as resp:
         assert resp.read() == (tmp_path / "docs" / "note001.md").read_bytes()
     for outside in ("../secret.txt", "/etc/hostname", "docs/../../secret.txt"):
         (tmp_path / "secret.txt").write_text("secret")
@@ -275,7 +279,7 @@ def test_cli_ingest_goes_through_the_running_service(service, tmp_path):
     out = service.cli("ingest", str(tmp_path / "cli-docs"), "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["indexed"] == names
+    assert report["indexed"] == [f"cli-docs/{n}" for n in names]
     cli_jobs = [j for j in service.client.jobs() if j["path"] == str((tmp_path / "cli-docs").resolve())]
     assert len(cli_jobs) == 1 and cli_jobs[0]["origin"] == "cli" and cli_jobs[0]["state"] == "done"
     assert cli_jobs[0]["report"] == report
@@ -435,7 +439,7 @@ def job_states(svc: Service) -> dict[str, str]:
 @pytest.mark.slow
 def test_jobs_resume_after_crash_and_stop_and_cli_paths_agree(own_service, tmp_path, monkeypatch, capsys):
     svc = own_service.start()
-    names = write_docs(tmp_path / "docs", 12, stem="kept")
+    names = [f"docs/{n}" for n in write_docs(tmp_path / "docs", 12, stem="kept")]
     first = svc.client.submit_folder(tmp_path / "docs")
     second = svc.client.upload([("late.md", b"# Late\n\nqueued behind the folder\n")])["job"]
     while svc.client.job(first["id"])["state"] == "queued":

@@ -72,7 +72,13 @@ def exported(qwen3_settings, qwen3_embedder, tmp_path_factory):
         (docs / "notes" / f"note{i}.txt").write_text(" ".join(words) + ".\n", encoding="utf-8")
     store = make_store(qwen3_settings.model_copy(update={"data_dir": root / "source"}))
     ingest_folder(
-        docs, qwen3_embedder, store, ChunkSettings(64, 8), workers=1, load_options=LoadOptions(ocr="off")
+        docs,
+        qwen3_embedder,
+        store,
+        ChunkSettings(64, 8),
+        source="docs",
+        workers=1,
+        load_options=LoadOptions(ocr="off"),
     )
     path = root / "kb-backup.jsonl.gz"
     info = export_collection(store, path, "kb")

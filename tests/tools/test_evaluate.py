@@ -150,7 +150,9 @@ def test_summarize_means_and_latency():
 
 
 def hit(source="a.md", page=None, start=None, end=None, text="x"):
-    return SearchHit(1, "id", 1.0, source, "text", text, page=page, line_start=start, line_end=end)
+    return SearchHit(
+        1, "id", 1.0, f"corpus/{source}", "text", text, page=page, line_start=start, line_end=end, path=source
+    )
 
 
 def test_source_must_match():
@@ -440,7 +442,7 @@ def test_kb_eval_end_to_end(qwen3_settings, qwen3_embedder, tmp_path):
     test_set.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in SET) + "\n", encoding="utf-8")
     settings = qwen3_settings.model_copy(update={"data_dir": data})
     main = make_store(settings)  # the main collection, which the evaluation must leave alone
-    ingest_folder(corpus, qwen3_embedder, main, ChunkSettings(64, 8), workers=1)
+    ingest_folder(corpus, qwen3_embedder, main, ChunkSettings(64, 8), source="corpus", workers=1)
     count, fingerprint = main.count(), main.fingerprint()
     main.close()
     before = _tree(settings.store_dir)

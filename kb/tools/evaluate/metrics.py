@@ -28,7 +28,7 @@ def normalize_space(text: str) -> str:
 
 def matches(hit: SearchHit, ref: Reference) -> bool:
     """Whether a hit lies where the reference says the answer is."""
-    if hit.source != ref.source:
+    if hit.path != ref.source:  # a reference names a path inside the corpus
         return False
     if ref.page is not None and hit.page != ref.page:
         return False

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kb.contract import split_source
 from kb.search.query import RERANK_CANDIDATES
 from kb.settings import Settings
 from kb.tools.evaluate.metrics import (
@@ -26,6 +27,7 @@ from kb.tools.evaluate.metrics import (
 from kb.tools.evaluate.testset import EvalQuery
 
 EVAL_COLLECTION = "eval"
+EVAL_SOURCE = "corpus"  # the source name of the corpus in its temporary index
 TRUE_WORDS, FALSE_WORDS = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
 
 
@@ -194,7 +196,8 @@ def run_eval(
                 store,
                 report,
             ):
-                _collect_warnings(warnings, report, queries, set(store.file_states()))
+                indexed = {split_source(key)[1] for key in store.file_states()}
+                _collect_warnings(warnings, report, queries, indexed)
                 index = {
                     "model": Path(model).name,
                     "dim": embedder.dim,
@@ -244,6 +247,7 @@ def _temporary_index(
                 embedder,
                 store,
                 chunking,
+                source=EVAL_SOURCE,
                 exclude=exclude,
                 workers=settings.parse_workers,
                 load_options=LoadOptions.from_settings(settings),
@@ -293,7 +297,7 @@ def _run_config(cfg: EvalConfig, queries: Sequence[EvalQuery], embedder, store, 
                 "category": q.category,
                 "first_relevant_rank": _first_rank(matched),
                 "latency_ms": round(latencies[-1], 2),
-                "sources": [h.source for h in hits],
+                "sources": [h.path for h in hits],
                 "first_stage_rank": _first_rank(at_depth[max(RERANK_DEPTHS)]),
             }
         )
