@@ -486,11 +486,15 @@ def test_report_says_per_pdf_where_its_pages_came_from(library):
 
 def test_document_list_carries_the_page_sources_of_pdfs_only(library):
     docs = library.documents
-    assert docs["lib/scans.pdf"]["pages"] == library.report["pages"]["lib/scans.pdf"]  # read back from the store
+    assert (
+        docs["lib/scans.pdf"]["pages"] == library.report["pages"]["lib/scans.pdf"]
+    )  # read back from the store
     assert docs["lib/plain.pdf"]["pages"] == library.report["pages"]["lib/plain.pdf"]
     assert docs["lib/notes.md"]["pages"] is None
     rows = {r["source"]: r for r in document_rows(list(docs.values()))}
-    assert {k: rows["lib/scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")} == {
+    assert {
+        k: rows["lib/scans.pdf"][k] for k in ("pages", "text layer", "fallback", "OCR", "unreadable")
+    } == {
         "pages": 4,
         "text layer": 1,
         "fallback": 1,
@@ -498,7 +502,9 @@ def test_document_list_carries_the_page_sources_of_pdfs_only(library):
         "unreadable": "3",
     }
     assert rows["lib/plain.pdf"]["unreadable"] == ""
-    assert all(rows["lib/notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable"))
+    assert all(
+        rows["lib/notes.md"][k] is None for k in ("pages", "text layer", "fallback", "OCR", "unreadable")
+    )
 
 
 def test_cli_summary_prints_a_line_per_pdf_that_needed_help(library, capsys):
