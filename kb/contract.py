@@ -13,6 +13,7 @@ from ingest.pagesources import page_ranges
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "ASK_EVENTS",
     "DOCUMENT_KINDS",
     "EVAL_LABELS",
     "EVAL_LATENCY",
@@ -105,6 +106,11 @@ class SearchHit:
             return f"lines {self.line_start}-{self.line_end}"
         return " > ".join(self.heading_path)
 
+
+# --- answers ---------------------------------------------------------------------------------------
+
+# the server-sent events of POST /ask, in the order they come (``kb.answer.flow`` describes each)
+ASK_EVENTS = ("passages", "token", "answer", "error")
 
 # --- team access -----------------------------------------------------------------------------------
 
