@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,8 @@ class LocalGenerator:
             model_path=str(path),
             n_ctx=context,
             n_gpu_layers=-1 if gpu else 0,
-            n_threads=n_threads or None,
+            n_threads=n_threads or os.cpu_count(),
+            n_threads_batch=n_threads or os.cpu_count(),
             verbose=False,
         )
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -155,9 +157,8 @@ class OpenAIGenerator:
     def __init__(self, url: str, model: str | None, api_key: str | None, context: int) -> None:
         self.url = url.rstrip("/")
         self.model, self.api_key, self.context = model, api_key, context
-        host = urlsplit(self.url).hostname or "?"
         self.name = f"{model or 'default model'} at {self.url}"
-        self.where = "this machine" if host in LOOPBACK_HOSTS else f"{host} (the passages are sent there)"
+        self.where = endpoint_place(self.url)
 
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
@@ -207,6 +208,26 @@ class OpenAIGenerator:
 
     def close(self) -> None:
         pass
+
+
+def endpoint_place(url: str) -> str:
+    """Where an endpoint generates, for people: this machine, or the host the passages go to."""
+    host = urlsplit(url).hostname or "?"
+    return "this machine" if host in LOOPBACK_HOSTS else f"{host} (the passages are sent there)"
+
+
+def answers_status(settings: Settings) -> dict[str, Any]:
+    """Whether answers are on, with which model and where they are generated (nothing loaded)."""
+    if settings.llm_url:
+        model = settings.llm_model or "default model"
+        return {
+            "on": True,
+            "generator": f"{model} at {settings.llm_url}",
+            "where": endpoint_place(settings.llm_url),
+        }
+    if settings.llm_model:
+        return {"on": True, "generator": settings.llm_model, "where": "this machine"}
+    return {"on": False, "generator": None, "where": None, "how": ANSWERS_OFF}
 
 
 def make_generator(settings: Settings) -> Generator | None:

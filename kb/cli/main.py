@@ -231,6 +231,12 @@ def _register_backup(sub) -> None:
     register_cli(sub)
 
 
+def _register_ask(sub) -> None:
+    from kb.cli.ask import register_cli
+
+    register_cli(sub)
+
+
 def _register_accounts(sub) -> None:
     from kb.cli.accounts import register_cli
 
@@ -239,6 +245,7 @@ def _register_accounts(sub) -> None:
 
 _EXTRA: list = [
     _register_ingest_search,
+    _register_ask,
     _register_serve,
     _register_eval,
     _register_backup,

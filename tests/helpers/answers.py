@@ -61,4 +61,4 @@ def smollm2_gguf() -> Path:
 
 
 def qwen3_chat_gguf() -> Path:
-    return modelgen.build(modelgen.ModelSpec(kind="chat", seed=2))
+    return modelgen.build(modelgen.ModelSpec(kind="chat", seed=3))
