@@ -38,7 +38,9 @@ from ingest.pipeline import ChunkSettings, IngestLimits, Progress, ingest_folder
 from ingest.records import point_id
 from ingest.store import make_store
 from kb.contract import UPLOAD_SCOPE
+from kb.search.document import DocumentNotFound, DocumentText, read_document
 from kb.search.query import SearchRequest, SearchResult, search
+from kb.service.answers import AnswerService
 from kb.service.jobs import Job, JobQueue, Upload
 from kb.settings import Settings
 from kb.tools.evaluate import REPORT_DIR, list_reports, report_file
@@ -128,6 +130,7 @@ class KbService:
         self._query_lock, self._rerank_lock = threading.Lock(), threading.Lock()
         self._queries = _SerialQueries(self.embedder, self._query_lock)
         self._reranker: Any = None
+        self.answers = AnswerService(settings, lambda req: self.search(req).hits)
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
         self._closed = False
@@ -159,6 +162,7 @@ class KbService:
         with self._rerank_lock:
             if self._reranker is not None:
                 self._reranker.close()
+        self.answers.close()
         self.store.close()
         self.embedder.close()
         self.queue.close()
@@ -302,6 +306,17 @@ class KbService:
         return vectors, sum(self.embedder.count_tokens(t) for t in texts)
 
     # --- documents and files ----------------------------------------------------------------------
+    def read_document(
+        self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
+    ) -> DocumentText:
+        """A document, a page or a line range of it, from its stored chunks."""
+        try:
+            return read_document(self.store, source, page, lines, max_chars)
+        except DocumentNotFound as err:
+            raise NotFound(str(err)) from None
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+
     def documents(self) -> list[dict[str, Any]]:
         """Every indexed file; ``pages`` says where a PDF's pages got their text (as the ingest report
         does: ``{"pages", "text", "fallback", "ocr", "unreadable"}``), None for other files."""
@@ -433,6 +448,7 @@ class KbService:
             "vram": vram,
             "points": self.store.count(),
             "reranker_loaded": self._reranker is not None,
+            "answers": self.answers.status(),
             "jobs": self.queue.counts(),
             "last_ingest": None
             if last is None

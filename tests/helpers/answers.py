@@ -62,3 +62,41 @@ def smollm2_gguf() -> Path:
 
 def qwen3_chat_gguf() -> Path:
     return modelgen.build(modelgen.ModelSpec(kind="chat", seed=3))
+
+
+INDEX_ENV = {
+    "KB_N_CTX": "512",
+    "KB_N_BATCH": "512",
+    "KB_N_UBATCH": "512",
+    "KB_CHUNK_TOKENS": "128",
+    "KB_CHUNK_OVERLAP": "16",
+    "KB_PARSE_WORKERS": "1",
+}
+
+
+def index_corpus(home: Path, port: int) -> tuple[AnswerCorpus, dict[str, str]]:
+    """The corpus indexed with MiniLM under ``home/data``, and the environment of a `kb` process on it
+    (none of the caller's KB_* variables; the service, if any, on ``port``)."""
+    import os
+
+    from kb.cli.backend import LocalBackend
+    from kb.settings import Settings
+    from tests.helpers.minilm import build_minilm_gguf
+
+    written = write_answer_corpus(home / "docs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env.update(INDEX_ENV)
+    env.update(
+        {
+            "KB_EMBED_MODEL": str(build_minilm_gguf()),
+            "KB_DATA_DIR": str(home / "data"),
+            "KB_SERVICE_PORT": str(port),
+        }
+    )
+    kb_env = {k: v for k, v in env.items() if k.startswith("KB_")}
+    backend = LocalBackend(Settings(_env_file=None, **{k[3:].lower(): v for k, v in kb_env.items()}))
+    try:
+        backend.ingest(written.root, rebuild=False, exclude=[], on_progress=lambda p: None)
+    finally:
+        backend.close()
+    return written, env
