@@ -54,10 +54,12 @@ def test_mcp_over_http_behind_the_token(served):
     url = f"http://127.0.0.1:{svc.port}/mcp"
 
     async def go():
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {reader}"}, timeout=60) as http:
-            async with streamable_http_client(url, http_client=http) as (read, write):
-                async with ClientSession(read, write) as session:
-                    return await exercise(session)
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {reader}"}, timeout=60) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            return await exercise(session)
 
     out = anyio.run(go)
     check(out)
@@ -76,7 +78,7 @@ def test_mcp_over_http_behind_the_token(served):
 
 
 def test_kb_mcp_over_stdio_talks_to_the_running_service(served):
-    svc, reader = served
+    svc, _ = served
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=svc.env, cwd=svc.home
     )
@@ -126,7 +128,7 @@ def test_a_client_that_leaves_stops_the_generation(served):
 
 
 def test_ask_cli_through_the_service(served):
-    svc, reader = served
+    svc, _ = served
     out = svc.cli("ask", "What is the capital of France?")
     assert out.returncode == 0, out.stderr
     assert "The documents found do not contain the answer" in out.stdout
