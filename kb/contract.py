@@ -14,6 +14,7 @@ from ingest.pagesources import page_ranges
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "ASK_EVENTS",
     "DOCUMENT_KINDS",
     "EVAL_LABELS",
     "EVAL_LATENCY",
@@ -186,6 +187,11 @@ def locator_label(location: dict[str, Any] | None) -> str:
             parts.append(f"{one} {first}" if first == last else f"{key} {first}–{last}")
     return ", ".join(parts)
 
+
+# --- answers ---------------------------------------------------------------------------------------
+
+# the server-sent events of POST /ask, in the order they come (``kb.answer.flow`` describes each)
+ASK_EVENTS = ("passages", "token", "answer", "error")
 
 # --- team access -----------------------------------------------------------------------------------
 

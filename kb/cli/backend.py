@@ -5,11 +5,12 @@ adapters give the same results, and say every failure as a ``CommandError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from ingest.store.base import SearchFilter
 from kb.cli.common import EXIT_FAIL, EXIT_USAGE, CommandError
 from kb.contract import UPLOAD_SOURCE, SearchHit
 from kb.search.query import SearchRequest
@@ -60,6 +61,22 @@ class Backend(Protocol):
 
     def cancel_job(self, job_id: str) -> dict[str, Any]: ...
 
+    def ask(
+        self, question: str, flt: SearchFilter | None, rerank: bool
+    ) -> Generator[dict[str, Any], None, None]:
+        """The answer's events (``kb.answer.flow``); closing the iterator stops the generation."""
+        ...
+
+    def get(
+        self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
+    ) -> dict[str, Any]:
+        """A document, one page or a line range of it (``DocumentText.to_json()``)."""
+        ...
+
+    def documents(self) -> list[dict[str, Any]]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -80,6 +97,7 @@ class LocalBackend:
         self._embedder: Any = None
         self._store: Any = None
         self._reranker: Any = None
+        self._generator: Any = None
 
     def _open(self) -> tuple[Any, Any]:
         from ingest.model.download import ModelUnavailable
@@ -213,11 +231,66 @@ class LocalBackend:
         except ModelUnavailable as err:
             raise CommandError(str(err)) from err
 
+    def ask(
+        self, question: str, flt: SearchFilter | None, rerank: bool
+    ) -> Generator[dict[str, Any], None, None]:
+        from ingest.model.download import ModelUnavailable
+        from kb.answer.flow import AnswerOptions, AnswersOff, EmptyQuestion, answer_events
+        from kb.answer.generate import GeneratorError, make_generator
+
+        self._open()
+        try:
+            if self._generator is None:
+                self._generator = make_generator(self.settings)
+            options = AnswerOptions.from_settings(self.settings, rerank=rerank)
+            yield from answer_events(question, self.search, self._generator, options, flt)
+        except (AnswersOff, EmptyQuestion, GeneratorError, ModelUnavailable) as err:
+            raise CommandError(str(err)) from err
+
+    def get(
+        self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
+    ) -> dict[str, Any]:
+        from kb.search.document import DocumentNotFound, read_document
+
+        _, store = self._open()
+        try:
+            return read_document(store, source, page, lines, max_chars).to_json()
+        except (DocumentNotFound, ValueError) as err:
+            raise CommandError(str(err)) from err
+
+    def documents(self) -> list[dict[str, Any]]:
+        from ingest.loaders import kind_for
+
+        _, store = self._open()
+        return [
+            {
+                "source": source,
+                "kind": kind_for(PurePosixPath(source)),
+                "chunks": st.n_chunks,
+                "complete": st.complete,
+            }
+            for source, st in sorted(store.file_states().items())
+        ]
+
+    def status(self) -> dict[str, Any]:
+        from kb.answer.generate import answers_status
+
+        embedder, store = self._open()
+        s = self.settings
+        return {
+            "where": self.where,
+            "model": s.embed_model,
+            "dim": embedder.dim,
+            "points": store.count(),
+            "documents": len(store.file_states()),
+            "answers": answers_status(s),
+        }
+
     def close(self) -> None:
-        for resource in (self._reranker, self._embedder, self._store):
+        for resource in (self._generator, self._reranker, self._embedder, self._store):
             if resource is not None:
                 resource.close()
-        self._reranker = self._embedder = self._store = None
+        self._generator = self._reranker = self._embedder = self._store = None
 
 
 class ServiceBackend:
@@ -320,8 +393,50 @@ class ServiceBackend:
             raise CommandError(str(err)) from err
         return [SearchHit.from_json(h) for h in result["hits"]]
 
+    def ask(
+        self, question: str, flt: SearchFilter | None, rerank: bool
+    ) -> Generator[dict[str, Any], None, None]:
+        from kb.service.client import ServiceError
+
+        try:
+            yield from self.client.ask(question, rerank=rerank, **_filter_fields(flt))
+        except ServiceError as err:
+            raise CommandError(str(err)) from err
+
+    def get(
+        self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
+    ) -> dict[str, Any]:
+        from kb.service.client import ServiceError
+
+        try:
+            return self.client.document(source, page=page, lines=lines, max_chars=max_chars)
+        except ServiceError as err:
+            raise CommandError(str(err)) from err
+
+    def documents(self) -> list[dict[str, Any]]:
+        from kb.service.client import ServiceError
+
+        try:
+            return self.client.documents()
+        except ServiceError as err:
+            raise CommandError(str(err)) from err
+
+    def status(self) -> dict[str, Any]:
+        from kb.service.client import ServiceError
+
+        try:
+            return {"where": self.where, **self.client.status()}
+        except ServiceError as err:
+            raise CommandError(str(err)) from err
+
     def close(self) -> None:
         pass
+
+
+def _filter_fields(flt: SearchFilter | None) -> dict[str, Any]:
+    if flt is None:
+        return {}
+    return {"prefix": flt.source_prefix, "glob": flt.source_glob, "kinds": flt.kinds, "exts": flt.exts}
 
 
 def open_backend(settings: Settings) -> Backend:

@@ -343,6 +343,18 @@ def _register_backup(sub) -> None:
     register_cli(sub)
 
 
+def _register_ask(sub) -> None:
+    from kb.cli.ask import register_cli
+
+    register_cli(sub)
+
+
+def _register_mcp(sub) -> None:
+    from kb.cli.mcp import register_cli
+
+    register_cli(sub)
+
+
 def _register_accounts(sub) -> None:
     from kb.cli.accounts import register_cli
 
@@ -352,6 +364,8 @@ def _register_accounts(sub) -> None:
 _EXTRA: list = [
     _register_ingest_search,
     _register_sources_jobs,
+    _register_ask,
+    _register_mcp,
     _register_serve,
     _register_eval,
     _register_backup,

@@ -37,11 +37,13 @@ set) and rebuild (``auth.py``).
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +51,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,7 +59,10 @@ from ingest.model.download import ModelUnavailable
 from ingest.model.embedder import InputTooLong
 from ingest.sources import SourceError, UnknownSource
 from ingest.store import SearchFilter, StoreError
+from kb.answer.flow import AnswersOff, EmptyQuestion
+from kb.answer.generate import GeneratorError
 from kb.contract import MAX_K
+from kb.search.document import MAX_CHARS
 from kb.search.query import RERANK_CANDIDATES, SearchRequest
 from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
 from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
@@ -65,6 +70,7 @@ from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, S
 from kb.service.jobs import ORIGINS, JobNotActive
 from kb.service.limits import Budgets, Overload, read_json
 from kb.service.local_token import ensure_token
+from kb.service.mcp import mcp_app
 from kb.settings import Settings
 
 MAX_UPLOAD_FILES = 1000
@@ -178,6 +184,23 @@ async def status(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(_kb(request).status))
 
 
+def visible(who: Principal | None, flt: SearchFilter) -> SearchFilter:
+    """``flt`` narrowed to what the caller may read: the one place /search, /ask, /document and /mcp
+    apply who asks to what they see (today every role reads every document)."""
+    return flt
+
+
+def _search_filter(request: Request, body: dict[str, Any]) -> SearchFilter:
+    flt = SearchFilter(
+        source_prefix=_field(body, "prefix", str),
+        source_glob=_field(body, "glob", str),
+        kinds=tuple(_field(body, "kinds", list, [])),
+        exts=tuple(_field(body, "exts", list, [])),
+        sources=tuple(_field(body, "sources", list, [])),
+    )
+    return visible(_principal(request), flt)
+
+
 async def search_endpoint(request: Request) -> Response:
     body = await _json(request)
     query = _field(body, "query", str)
@@ -194,13 +217,7 @@ async def search_endpoint(request: Request) -> Response:
         raise ApiError(
             400, f"a reranked search scores at most {s.rerank_max_candidates} (KB_RERANK_MAX_CANDIDATES)"
         )
-    flt = SearchFilter(
-        source_prefix=_field(body, "prefix", str),
-        source_glob=_field(body, "glob", str),
-        kinds=tuple(_field(body, "kinds", list, [])),
-        exts=tuple(_field(body, "exts", list, [])),
-        sources=tuple(_field(body, "sources", list, [])),
-    )
+    flt = _search_filter(request, body)
     task = _field(body, "task", str)
     if task is not None and len(task) > s.query_max_chars:
         raise ApiError(400, f"task longer than {s.query_max_chars} characters (KB_QUERY_MAX_CHARS)")
@@ -217,6 +234,73 @@ async def search_endpoint(request: Request) -> Response:
     async with gate.admit():
         result = await gate.run(kb.search, req)
     return JSONResponse(result.to_json())
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"event: {event['event']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+async def ask_endpoint(request: Request) -> Response:
+    """An answer as server-sent events (``kb.answer.flow``); a client that leaves stops the generation."""
+    body = await _json(request)
+    question = _field(body, "question", str)
+    if not question:
+        raise ApiError(400, "question is required")
+    limit = _kb(request).settings.query_max_chars
+    if len(question) > limit:
+        raise ApiError(400, f"question longer than {limit} characters (KB_QUERY_MAX_CHARS)")
+    events = _kb(request).answers.events(
+        question, _search_filter(request, body), _field(body, "rerank", bool, False)
+    )
+    first = await run_in_threadpool(next, events)  # refusals (answers off, no question) as HTTP errors
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield _sse(first)
+            while (event := await run_in_threadpool(next, events, None)) is not None:
+                yield _sse(event)
+        except (GeneratorError, ModelUnavailable) as err:
+            yield _sse({"event": "error", "message": str(err)})
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the client went away
+                await run_in_threadpool(events.close)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def document_endpoint(request: Request) -> Response:
+    """``GET /document?source=&page=&start_line=&end_line=&max_chars=``: a document as indexed."""
+    params = request.query_params
+    source = _source(request)
+
+    def number(name: str) -> int | None:
+        value = params.get(name)
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise ApiError(400, f"{name} must be a positive whole number")
+        return int(value)
+
+    start, end = number("start_line"), number("end_line")
+    lines = None if start is None and end is None else (start or 1, end or start or 1)
+    _check_visible(request, source)
+    doc = await run_in_threadpool(
+        _kb(request).read_document,
+        source,
+        number("page"),
+        lines,
+        min(number("max_chars") or MAX_CHARS, MAX_CHARS),
+    )
+    return JSONResponse(doc.to_json())
+
+
+def _check_visible(request: Request, source: str) -> None:
+    """Refuses a document the caller may not read (``visible``): the same rule as search's."""
+    flt = visible(_principal(request), SearchFilter())
+    if flt.source_prefix and not (
+        source == flt.source_prefix or source.startswith(flt.source_prefix.rstrip("/") + "/")
+    ):
+        raise ApiError(404, f"no indexed document {source!r}")
 
 
 async def submit_folder(request: Request) -> Response:
@@ -448,6 +532,9 @@ STATUS_OF: dict[type[Exception], int] = {
     NotFound: 404,
     UnknownSource: 404,
     JobNotActive: 409,
+    EmptyQuestion: 400,
+    AnswersOff: 503,
+    GeneratorError: 502,
     StoreError: 503,
     ModelUnavailable: 503,
     Closing: 503,
@@ -507,6 +594,8 @@ ROUTES = [
     Route("/auth/me", whoami),
     Route("/status", status),
     Route("/search", search_endpoint, methods=["POST"]),
+    Route("/ask", ask_endpoint, methods=["POST"]),
+    Route("/document", document_endpoint),
     Route("/jobs/folder", submit_folder, methods=["POST"]),
     Route("/jobs/upload", submit_upload, methods=["POST"]),
     Route("/jobs", list_jobs),
@@ -526,13 +615,19 @@ ROUTES = [
 def create_app(settings: Settings, service: KbService | None = None) -> Starlette:
     """The API over a KbService opened at startup (or the one given) and closed at shutdown."""
 
+    def for_caller(request: Request) -> tuple[KbService, Any]:  # the outer app: /mcp runs in a sub-app
+        return app.state.kb, lambda flt: visible(_principal(request), flt)
+
+    mcp, mcp_lifespan = mcp_app(for_caller)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         kb: KbService = service if service is not None else await run_in_threadpool(KbService, settings)
         kb.start()
         app.state.kb = kb
         try:
-            yield
+            async with mcp_lifespan():
+                yield
         finally:
             await run_in_threadpool(kb.close)
 
@@ -546,7 +641,8 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
     elif settings.access == "local":  # another account on this machine cannot read the token file
         middleware.append(Middleware(LocalTokenGate, token=ensure_token(settings.data_dir)))
     handlers: dict[Any, Any] = {ApiError: _error, Overload: _error, **{kind: _error for kind in STATUS_OF}}
-    app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+    routes = [*ROUTES, Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.sessions, app.state.budgets = sessions, budgets
     return app
 

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -139,6 +139,54 @@ class KbClient:
             "task": task,
         }
         return self._request("POST", "/search", body=body)
+
+    def ask(
+        self, question: str, rerank: bool = False, **filters: Any
+    ) -> Generator[dict[str, Any], None, None]:
+        """The events of ``POST /ask`` as they arrive (``kb.answer.flow``); closing the iterator closes
+        the connection, which stops the generation. An ``error`` event raises ServiceError."""
+        body = {"question": question, "rerank": rerank, **{k: v for k, v in filters.items() if v}}
+        for key in ("kinds", "exts"):
+            if key in body:
+                body[key] = list(body[key])
+        req = Request(self.base_url + "/ask", data=json.dumps(body).encode(), method="POST")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "text/event-stream")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            resp = urlopen(req, timeout=self.timeout)
+        except HTTPError as err:
+            with err:
+                raise ServiceError(_message(err.read()) or f"HTTP {err.code}", err.code) from None
+        except (URLError, OSError) as err:
+            raise ServiceError(f"no kb service at {self.base_url}: {getattr(err, 'reason', err)}") from None
+        with resp:
+            for raw in resp:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("event") == "error":
+                    raise ServiceError(event.get("message", "the answer failed"))
+                yield event
+
+    def document(
+        self,
+        source: str,
+        page: int | None = None,
+        lines: tuple[int, int] | None = None,
+        max_chars: int | None = None,
+    ) -> dict[str, Any]:
+        """A document as indexed (``GET /document``): whole, one page, or lines ``(start, end)``."""
+        params: dict[str, Any] = {"source": source}
+        if page is not None:
+            params["page"] = page
+        if lines is not None:
+            params["start_line"], params["end_line"] = lines
+        if max_chars is not None:
+            params["max_chars"] = max_chars
+        return self._request("GET", "/document", params=params)
 
     def submit_folder(
         self,

@@ -51,7 +51,9 @@ from ingest.records import point_id
 from ingest.sources import SOURCES_FILE, Source, SourceRegistry, now_iso, summarize
 from ingest.store import make_store
 from kb.contract import UPLOAD_SCOPE, UPLOAD_SOURCE, split_source
+from kb.search.document import DocumentNotFound, DocumentText, read_document
 from kb.search.query import SearchRequest, SearchResult, search
+from kb.service.answers import AnswerService
 from kb.service.jobs import Job, JobQueue, Upload
 from kb.service.watch import Watcher
 from kb.settings import DEFAULT_QUERY_TASK, Settings
@@ -172,6 +174,7 @@ class KbService:
         self._models_closed = threading.Event()
         self._queries = _SerialQueries(self.embedder, self._query_lock, self._models_closed)
         self._reranker: Any = None
+        self.answers = AnswerService(settings, lambda req: self.search(req).hits)
         self._stop, self._wake = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="kb-ingest", daemon=True)
         self._closed = False
@@ -217,8 +220,9 @@ class KbService:
             self._models_closed.set()
             if self._reranker is not None:
                 self._reranker.close()
-            self.store.close()
-            self.embedder.close()
+        self.answers.close()
+        self.store.close()
+        self.embedder.close()
         self.queue.close()
 
     # --- the ingest worker ------------------------------------------------------------------------
@@ -472,6 +476,17 @@ class KbService:
         return vectors if dimensions is None else cut_dimension(vectors, dimensions)
 
     # --- documents and files ----------------------------------------------------------------------
+    def read_document(
+        self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
+    ) -> DocumentText:
+        """A document, a page or a line range of it, from its stored chunks."""
+        try:
+            return read_document(self.store, source, page, lines, max_chars)
+        except DocumentNotFound as err:
+            raise NotFound(str(err)) from None
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+
     def documents(self) -> list[dict[str, Any]]:
         """Every indexed file; ``pages`` says where a PDF's pages got their text (as the ingest report
         does: ``{"pages", "text", "fallback", "ocr", "unreadable"}``), None for other files."""
@@ -609,6 +624,7 @@ class KbService:
             "vram": vram,
             "points": self.store.count(),
             "reranker_loaded": self._reranker is not None,
+            "answers": self.answers.status(),
             "jobs": self.queue.counts(),
             "last_ingest": None
             if last is None

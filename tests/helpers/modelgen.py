@@ -17,6 +17,15 @@ from tests.helpers.qwen_vocab import QWEN3_USER_DEFINED, QwenVocab, cache_dir, l
 
 GENERATOR_VERSION = 2
 EOT = "<|endoftext|>"
+# the core of Qwen3's chat template: ChatML turns, and an empty think block when thinking is off
+QWEN3_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class ModelSpec:
     shape: Qwen3Shape = TINY
     ftype: str = "f32"  # f32 | f16 | q8_0
     seed: int = 0
-    kind: str = "embedding"  # embedding (pooling last) | reranker (generation head: yes/no logits)
+    kind: str = "embedding"  # embedding (pooling last) | reranker (generation head: yes/no logits) | chat
     add_eos: bool = True  # False mimics older GGUFs whose tokenizer does not append <|endoftext|>
 
     def key(self) -> str:
@@ -139,7 +148,9 @@ def write_gguf(path: Path, spec: ModelSpec, weights: dict[str, np.ndarray], voca
     w.add_token_types(types)
     w.add_token_merges(vocab.merges)
     w.add_bos_token_id(eot)
-    w.add_eos_token_id(vocab.token_id("<|im_end|>") if spec.kind == "reranker" else eot)
+    w.add_eos_token_id(vocab.token_id("<|im_end|>") if spec.kind in ("reranker", "chat") else eot)
+    if spec.kind == "chat":
+        w.add_chat_template(QWEN3_CHAT_TEMPLATE)
     w.add_pad_token_id(eot)
     w.add_add_bos_token(False)
     w.add_add_eos_token(spec.add_eos and spec.kind == "embedding")
