@@ -82,7 +82,7 @@ gpu-check:  ## on a GPU machine: CUDA build, parity, throughput vs every peer, l
 EVAL_CONFIGS ?= --config dense=chunk_tokens=256 --config hybrid=chunk_tokens=256,hybrid=on
 # the code set asks about kb's own library (ingest/ and kb/); its sources are relative to the checkout
 CODE_CORPUS = --corpus . $(foreach d,app artifacts bench data models patches scripts tests,--exclude $(d)) \
-	--exclude '*.md' --exclude '*.toml' --exclude Makefile
+	--exclude '*.md' --exclude '*.toml' --exclude '*.egg-info' --exclude Makefile
 
 eval: install  ## retrieval quality on the shipped sets (table + JSON + PNG in data/eval/reports/)
 	$(BIN)/kb model pull --if-missing

@@ -8,8 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from kb.cli.backend import open_backend
-from kb.cli.common import EXIT_OK, settings_from
-from kb.contract import DOCUMENT_KINDS
+from kb.cli.common import EXIT_OK, add_filter_options, filter_from, settings_from
 
 
 def print_answer(event: dict[str, Any], passages: list[dict[str, Any]], out: TextIO) -> None:
@@ -39,15 +38,8 @@ def print_answer(event: dict[str, Any], passages: list[dict[str, Any]], out: Tex
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from ingest.store.base import SearchFilter
-
     settings = settings_from(args)
-    flt = SearchFilter(
-        source_prefix=args.prefix,
-        source_glob=args.glob,
-        kinds=tuple(args.kind or ()),
-        exts=tuple(args.ext or ()),
-    )
+    flt = filter_from(args)
     backend = open_backend(settings)
     passages: list[dict[str, Any]] = []
     events = backend.ask(args.question, flt, args.rerank)
@@ -75,9 +67,6 @@ def register_cli(sub) -> None:
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with citations")
     ask.add_argument("question")
     ask.add_argument("--rerank", action="store_true", help="rerank the passages first (Qwen3 reranker)")
-    ask.add_argument("--prefix", help="only sources under this path prefix")
-    ask.add_argument("--glob", help="only sources matching this glob")
-    ask.add_argument("--kind", action="append", choices=DOCUMENT_KINDS)
-    ask.add_argument("--ext", action="append", help="only these file extensions")
+    add_filter_options(ask)
     ask.add_argument("--json", action="store_true", help="print the checked answer and its passages as JSON")
     ask.set_defaults(func=cmd_ask)

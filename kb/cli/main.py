@@ -10,8 +10,17 @@ from pathlib import Path
 
 from ingest.pagesources import PageSources
 from kb.cli.backend import IngestProgress, SyncRequest, open_backend
-from kb.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CommandError, fail, settings_from
-from kb.contract import DOCUMENT_KINDS, SearchHit
+from kb.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    add_filter_options,
+    fail,
+    filter_from,
+    settings_from,
+)
+from kb.contract import SearchHit
 from kb.search.query import SearchRequest
 
 
@@ -180,16 +189,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ingest.store.base import SearchFilter
-
     settings = settings_from(args)
-    flt = SearchFilter(
-        source_prefix=args.prefix,
-        source_glob=args.glob,
-        kinds=tuple(args.kind or ()),
-        exts=tuple(args.ext or ()),
-        sources=tuple(args.source or ()),
-    )
+    flt = filter_from(args)
     hybrid = settings.hybrid if args.hybrid is None else args.hybrid
     req = SearchRequest(args.query, k=args.k, rerank=args.rerank, hybrid=hybrid, filter=flt, task=args.task)
     backend = open_backend(settings)
@@ -286,11 +287,7 @@ def _register_ingest_search(sub) -> None:
         default=None,
         help="fuse a lexical (CJK-aware) sparse signal (default: KB_HYBRID, on)",
     )
-    se.add_argument("--prefix", help="only documents under this prefix of name/path (e.g. docs/guides)")
-    se.add_argument("--glob", help="only sources matching this glob")
-    se.add_argument("--kind", action="append", choices=DOCUMENT_KINDS)
-    se.add_argument("--ext", action="append", help="only these file extensions")
-    se.add_argument("--source", action="append", help="only these sources (names; repeat for more)")
+    add_filter_options(se)
     se.add_argument("--task", help="instruction for the query (Qwen3)")
     se.add_argument("--json", action="store_true", help="print hits as a JSON array")
     se.set_defaults(func=cmd_search)
