@@ -171,7 +171,7 @@ def concurrency_run(embedder, store, queries: list[str], levels=CONCURRENCY) -> 
     """End-to-end hybrid queries from ``c`` threads at once, one query context behind the service's lock."""
     from kb.service.core import _SerialQueries
 
-    serial = _SerialQueries(embedder, threading.Lock())
+    serial = _SerialQueries(embedder, threading.Lock(), threading.Event())
     rows = []
     for c in levels:
         per_thread = max(PER_THREAD_QUERIES, -(-CONCURRENT_QUERIES // c))
