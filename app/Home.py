@@ -1,4 +1,4 @@
-"""`streamlit run app/Home.py`: the search, library, evaluation and status pages over `kb serve`.
+"""`streamlit run app/Home.py`: the search, ask, library, evaluation and status pages over `kb serve`.
 
 The app is a thin client: the service owns the model and the store; every page talks to it
 through ``app.client`` and renders with ``app.render``.
@@ -20,6 +20,7 @@ st.set_page_config(page_title="kb", page_icon=":material/search:", layout="wide"
 nav = st.navigation(
     [
         st.Page(APP_DIR / "views" / "search.py", title="Search", icon=":material/search:", default=True),
+        st.Page(APP_DIR / "views" / "ask.py", title="Ask", icon=":material/forum:"),
         st.Page(APP_DIR / "views" / "library.py", title="Library", icon=":material/library_books:"),
         st.Page(APP_DIR / "views" / "evaluation.py", title="Evaluation", icon=":material/insights:"),
         st.Page(APP_DIR / "views" / "status.py", title="Status", icon=":material/monitor_heart:"),

@@ -1,5 +1,6 @@
 """`make bench`: embedding throughput (patched vs stock llama.cpp vs transformers), contexts, query latency,
-PDF text-layer check and OCR speed (``bench/ocr.py``).
+PDF text-layer check and OCR speed (``bench/ocr.py``), the answer path and the grounding check
+(``bench/answer.py``).
 
 Everything is measured in one run on this machine, on a shape-exact random Qwen3-Embedding-0.6B
 (F16 GGUF, real vocabulary); medians of several repetitions; ratios within the run. Writes a
@@ -23,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import latency, ocr, packing, peer_llama_server, rerank
+from bench import answer, latency, ocr, packing, peer_llama_server, rerank
 from tests.helpers import modelgen
 
 CASES = [(128, 16, 3, 2048), (512, 4, 3, 2048), (2048, 1, 3, 2048)]  # length, seqs, reps, n_batch
@@ -38,6 +39,7 @@ SECTIONS = (
     "latency",
     "rerank",
     "ocr",
+    "answer",
 )
 
 
@@ -193,6 +195,15 @@ def main() -> None:
         )
     if "ocr" in run:
         report["ocr"] = ocr.ocr_run(ocr_reps=1 if args.quick else ocr.OCR_REPS)
+    if "answer" in run:
+        from tests.helpers.answers import smollm2_gguf
+
+        report["answer"] = {
+            "generation": answer.generation(
+                smollm2_gguf(), (3,) if args.quick else (3, 8), 1 if args.quick else 3
+            ),
+            "grounding": answer.grounding_rates(),
+        }
     md = render(report)
     out = ROOT / "data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -262,6 +273,8 @@ def render(r: dict) -> str:
         ]
     if r.get("ocr"):
         lines += ocr.render(r["ocr"])
+    if r.get("answer"):
+        lines += ["", answer.render(r["answer"])]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,8 @@ passage the sentence cites. Cheap and deterministic: normalised text and token m
 - **Claims** of a sentence: numbers (digits, English number words, Chinese numerals; ``1,000`` is
   ``1000``, ``forty`` is ``40``), quoted phrases (``"…"``, ``“…”``, ``「…」``, ``『…』``, ``«…»``),
   and names: capitalised words and acronyms not opening the sentence, and code identifiers
-  (``snake_case``, ``CamelCase``, ``dotted.names``). Citation markers are not claims.
+  (``snake_case``, ``CamelCase``, ``dotted.names``). Citation markers are not claims, nor is a
+  passage's label the model copies from the prompt (``(docs/a.md, lines 1-3)``).
 - **Which passages**: those the sentence cites; a sentence citing none is checked against every
   passage the answer cites (or, when it cites none, every passage given).
 - A claim is **supported** when a passage holds it: the same number among the passage's numbers,
@@ -263,13 +264,21 @@ def check(answer: str, passages: Sequence[Passage], withhold_above: float = 0.5)
     out = []
     for sentence in split_sentences(answer):
         own = tuple(n for n in cited_numbers(sentence) if n in evidence)
-        claims = claims_of(sentence)
+        claims = claims_of(_without_labels(sentence, passages))
         pool = [evidence[n] for n in (own or cited_anywhere)]
         missing = _unsupported(claims, pool)
         out.append(SentenceCheck(sentence, own, claims, missing))
     result = Grounding(tuple(out))
     share = result.supported_share
     return Grounding(result.sentences, share is not None and 1 - share > withhold_above)
+
+
+def _without_labels(sentence: str, passages: Sequence[Passage]) -> str:
+    """The sentence less the passages' labels it repeats (``(docs/a.md, lines 1-3)``): a label the model
+    copies from the prompt says where a passage lies, not a claim (its line numbers are no evidence)."""
+    for p in passages:
+        sentence = sentence.replace(f"({p.label})", "")
+    return sentence
 
 
 def _unsupported(claims: Claims, pool: Iterable[_Evidence]) -> tuple[str, ...]:

@@ -86,6 +86,15 @@ def test_grounding_flags_the_invented_number_and_keeps_the_supported_sentence():
     assert wrong_source.sentences[0].supported is False
 
 
+def test_a_passage_label_the_model_copies_is_no_claim_and_no_evidence():
+    passages = pack(HITS, 10_000, words)  # [1] (kitchen/kettle.md, lines 3-3)
+    echoed = check("[1] (kitchen/kettle.md, lines 3-3)\nThe kettle boils water in forty seconds.", passages)
+    assert [s.supported for s in echoed.sentences] == [None, True]
+    # the label's line numbers support nothing the model states itself
+    invented = check("The kettle (kitchen/kettle.md, lines 3-3) takes 3 minutes [1].", passages)
+    assert invented.sentences[0].unsupported == ("3",)
+
+
 def test_names_quotes_and_cjk_are_checked():
     passages = pack(HITS, 10_000, words)
     assert check("It was Neil Armstrong and Buzz Aldrin [3].", passages).sentences[0].supported

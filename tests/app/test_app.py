@@ -1,4 +1,4 @@
-"""The Streamlit UI: safe rendering helpers, and the three pages (AppTest) against a real `kb serve`."""
+"""The Streamlit UI: safe rendering helpers, and the pages (AppTest) against a real `kb serve`."""
 
 from __future__ import annotations
 
@@ -401,7 +401,17 @@ def test_evaluation_page_explains_how_to_make_a_report_then_shows_it(served):
     assert list(at.dataframe[0].value["config"]) == ["small", "large"]
 
 
-@pytest.mark.parametrize("page", ["search", "library", "evaluation", "status"])
+def test_ask_page_says_how_to_turn_answers_on_when_they_are_off(served):
+    at = on_page("ask")
+    at.text_input(key="ask_question").input("how do I start the knowledge base")
+    at.button(key="ask_go").click().run()
+    assert not at.exception
+    hint = text_of(at.info)
+    assert "Answers are off" in hint and "KB_LLM_MODEL" in hint and "KB_LLM_URL" in hint
+    assert not at.error and "ask_last" not in at.session_state
+
+
+@pytest.mark.parametrize("page", ["search", "ask", "library", "evaluation", "status"])
 def test_unreachable_service_is_explained(page, monkeypatch):
     monkeypatch.setenv("KB_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
     at = on_page(page)
