@@ -57,6 +57,10 @@ class Backend(Protocol):
 
     def watch_source(self, name: str, on: bool) -> dict[str, Any]: ...
 
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        """Restrict the source to users and groups (empty: every signed-in user)."""
+        ...
+
     def jobs(self) -> list[dict[str, Any]]: ...
 
     def cancel_job(self, job_id: str) -> dict[str, Any]: ...
@@ -209,6 +213,18 @@ class LocalBackend:
         try:
             return self.registry.update(name, watch=on).as_dict()
         except UnknownSource as err:
+            raise CommandError(str(err), EXIT_USAGE) from err
+
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        from ingest.sources import SourceError, UnknownSource
+        from kb.service.access import checked_allow
+
+        try:
+            if name == UPLOAD_SOURCE:
+                raise SourceError("the uploads are readable by every signed-in user")
+            self.registry.get(name)
+            return self.registry.update(name, allow=checked_allow(self.settings, allow)).as_dict()
+        except (SourceError, UnknownSource) as err:
             raise CommandError(str(err), EXIT_USAGE) from err
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -365,6 +381,9 @@ class ServiceBackend:
 
     def watch_source(self, name: str, on: bool) -> dict[str, Any]:
         return self._call("watch_source", name, on)
+
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        return self._call("source_access", name, allow)
 
     def jobs(self) -> list[dict[str, Any]]:
         return self._call("jobs")

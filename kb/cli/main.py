@@ -148,6 +148,12 @@ def cmd_source(args: argparse.Namespace) -> int:
         if args.action == "remove":
             done = backend.remove_source(args.name)
             print(f"removed source {done['removed']} ({done['files']} files)")
+        elif args.action == "access":
+            if not args.clear and not args.allow:
+                raise CommandError("name who may read it (--allow USER_OR_GROUP …) or --clear", EXIT_USAGE)
+            done = backend.source_access(args.name, [] if args.clear else args.allow)
+            who = ", ".join(done["allow"]) or "every signed-in user"
+            print(f"{done['name']}: readable by {who} (and admins)")
         else:
             done = backend.watch_source(args.name, args.state == "on")
             print(f"{done['name']}: watched {'yes' if done['watch'] else 'no'}")
@@ -308,6 +314,12 @@ def _register_sources_jobs(sub) -> None:
     watch.add_argument("name")
     watch.add_argument("state", choices=("on", "off"))
     watch.set_defaults(func=cmd_source)
+    access = src.add_parser("access", help="who may read a source (team access): users and groups")
+    access.add_argument("name")
+    who = access.add_mutually_exclusive_group()
+    who.add_argument("--allow", nargs="+", metavar="USER_OR_GROUP", help="only these users and groups")
+    who.add_argument("--clear", action="store_true", help="every signed-in user again")
+    access.set_defaults(func=cmd_source)
     jobs = sub.add_parser("jobs", help="the service's jobs; `kb jobs cancel ID` stops one")
     jobs.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
     jobs.add_argument("id", nargs="?")
