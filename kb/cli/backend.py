@@ -38,6 +38,7 @@ class SyncRequest:
     rebuild: bool = False
     exclude: tuple[str, ...] = ()
     allow_removals: bool = False
+    adopt: bool = False  # take the previous version's collection over as this source first
 
 
 class Backend(Protocol):
@@ -85,6 +86,10 @@ class Backend(Protocol):
 
 
 NO_SERVICE_JOBS = "jobs run in `kb serve`, and none is running for this store"
+ADOPT_NEEDS_STORE = (
+    "--adopt rewrites the whole collection and needs the store to itself: stop `kb serve`, run this "
+    "again, then start it"
+)
 
 
 def store_error_message(message: str) -> str:
@@ -153,6 +158,7 @@ class LocalBackend:
 
         plan = self._plan(req)
         embedder, store = self._open()
+        adopted = self._adopt(plan[0].name, embedder, store) if req.adopt and plan else None
 
         def progress(p: Progress) -> None:
             on_progress(IngestProgress(p.files_total, p.files_done, p.chunks, p.tokens_per_s))
@@ -182,7 +188,19 @@ class LocalBackend:
             if source.name != UPLOAD_SOURCE:
                 self.registry.update(source.name, last_sync=now_iso())
             reports.append(report.as_dict())
+        if adopted is not None and reports:
+            reports[0]["adopted"] = adopted
         return reports
+
+    def _adopt(self, name: str, embedder: Any, store: Any) -> dict[str, Any]:
+        from ingest.adopt import adopt_legacy
+        from ingest.pipeline import ChunkSettings
+        from ingest.store import StoreError
+
+        try:
+            return adopt_legacy(store, embedder, ChunkSettings.from_settings(self.settings), name).as_dict()
+        except StoreError as err:  # AdoptRefused, FingerprintMismatch
+            raise CommandError(str(err)) from err
 
     def sources(self) -> list[dict[str, Any]]:
         from ingest.pipeline import source_states
@@ -326,6 +344,8 @@ class ServiceBackend:
             raise CommandError(str(err), code) from err
 
     def ingest(self, req: SyncRequest, on_progress: ProgressCallback) -> list[dict[str, Any]]:
+        if req.adopt:
+            raise CommandError(ADOPT_NEEDS_STORE)
         if req.root is not None or req.name is not None:
             names: list[str | None] = [req.name]
         else:  # every source; a rebuild of the first queues the others itself

@@ -92,7 +92,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return fail(f"{root} is not a folder")
     if args.name and root is None and args.exclude:
         return fail("--exclude changes a source when its folder is given too", EXIT_USAGE)
-    req = SyncRequest(root, args.name, args.rebuild, tuple(args.exclude), args.allow_removals)
+    if args.adopt and (root is None or args.rebuild):
+        return fail(
+            "--adopt takes the folder the old collection was built from, and no --rebuild", EXIT_USAGE
+        )
+    req = SyncRequest(root, args.name, args.rebuild, tuple(args.exclude), args.allow_removals, args.adopt)
     backend = open_backend(settings)
     bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
 
@@ -108,6 +112,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         backend.close()
     if not reports:
         print("no sources yet: `kb ingest DIR [--name NAME]` adds a folder")
+    adopted = reports[0].get("adopted") if reports else None
+    if adopted and not args.json:
+        files = ", ".join(f"{len(keys)} files as {name}" for name, keys in adopted["files"].items())
+        print(f"adopted the previous collection in place: {adopted['points']} points, {files or 'nothing'}")
     if args.json:
         print(
             json.dumps(
@@ -279,6 +287,11 @@ def _register_ingest_search(sub) -> None:
         dest="allow_removals",
         action="store_true",
         help="let the sync empty a source whose folder is missing or empty, or remove more than half its files",
+    )
+    ing.add_argument(
+        "--adopt",
+        action="store_true",
+        help="take a collection of the version before sources over as this source, without re-embedding",
     )
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
     ing.set_defaults(func=cmd_ingest)

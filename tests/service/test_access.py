@@ -123,7 +123,9 @@ def team(qwen3_gguf, tmp_path_factory):
 def _cli(service: Service, token: str, *args: str) -> subprocess.CompletedProcess:
     env = {**service.env, "KB_SERVICE_URL": service.client.base_url, "KB_API_TOKEN": token}
     cmd = [sys.executable, "-m", "kb.cli.main", *args]
-    return subprocess.run(cmd, env=env, cwd=service.home, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        cmd, env=env, cwd=service.home, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _login(service: Service, name: str) -> KbClient:
