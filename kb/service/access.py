@@ -57,10 +57,18 @@ def may_read(source: Source, who: Principal) -> bool:
 
 
 def access_for(who: Principal | None, sources: Iterable[Source]) -> Access:
-    """What ``who`` may read among the registered ``sources`` (None: team access off)."""
+    """What ``who`` may read among the registered ``sources`` (None: team access off).
+
+    Nothing restricted for ``who``: everything, as without restrictions (points of no registered
+    source too, e.g. a collection imported before its folders are added again). Otherwise only the
+    readable registered sources and the uploads: what is not known to be readable is not shown."""
     if who is None or role_at_least(who.role, "admin"):
         return EVERYTHING
-    return Access(frozenset({UPLOAD_SOURCE, *(s.name for s in sources if may_read(s, who))}))
+    sources = list(sources)
+    readable = {s.name for s in sources if may_read(s, who)}
+    if len(readable) == len(sources):
+        return EVERYTHING
+    return Access(frozenset({UPLOAD_SOURCE, *readable}))
 
 
 def checked_allow(settings: Settings, allow: Iterable[str]) -> tuple[str, ...]:
