@@ -358,8 +358,9 @@ def open_collection(store: Store, embedder, chunk_settings: ChunkSettings, rebui
         if stored and IDENTITY_KEY not in stored and {**stored, IDENTITY_KEY: IDENTITY_SCHEME} == err.wanted:
             raise LegacyCollection(
                 "the collection was written by an earlier kb version, whose points carry no source name: "
-                "re-embed it under named sources with `kb ingest DIR --name NAME --rebuild` (then "
-                "`kb ingest OTHER_DIR` for each further folder; uploads are indexed again by `kb serve`)"
+                "take it over in place, without re-embedding, with `kb ingest DIR --name NAME --adopt` (DIR "
+                "the folder it was built from; stop `kb serve` first), or re-embed it with `kb ingest DIR "
+                "--name NAME --rebuild` (then `kb ingest OTHER_DIR` for each further folder)"
             ) from err
         raise
 

@@ -115,6 +115,11 @@ class Store(Protocol):
         """The stored fingerprint; None without a collection."""
         ...
 
+    def replace_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        """Record ``fingerprint`` for the collection as it is (a migration changed what it describes,
+        not the vectors): no check, no point touched."""
+        ...
+
     def upsert(self, points: Sequence[Point]) -> None: ...
 
     def delete_source(self, source: str, keep_file_hash: str | None = None) -> None:

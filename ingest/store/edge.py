@@ -232,6 +232,13 @@ class EdgeStore:
         meta = self._read_meta() if self._shard is not None else None
         return meta.get("fingerprint") if meta else None
 
+    def replace_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        self._require()
+        meta = self._read_meta()
+        if meta is None:
+            raise StoreError(f"the store {self.path} has no fingerprint to replace")
+        self._write_meta(int(meta["dim"]), fingerprint)
+
     def upsert(self, points: Sequence[Point]) -> None:
         shard = self._require()
         for start in range(0, len(points), UPSERT_BATCH):

@@ -157,6 +157,13 @@ class ServerStore:
             metadata = self.client.get_collection(self.collection).config.metadata or {}
         return metadata.get(FINGERPRINT_KEY)
 
+    def replace_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        if not self._collection_exists():
+            raise StoreError(f"collection {self.collection!r} at {self.where} does not exist yet")
+        with self._errors("write fingerprint"):
+            metadata = {FINGERPRINT_KEY: normalize_fingerprint(fingerprint)}
+            self.client.update_collection(self.collection, metadata=metadata)
+
     def upsert(self, points: Sequence[Point]) -> None:
         if not self._collection_exists():
             raise StoreError(f"collection {self.collection!r} at {self.where} does not exist yet")

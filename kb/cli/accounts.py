@@ -1,4 +1,5 @@
-"""`kb user …` and `kb token …`: the accounts file of team access, edited on the machine itself."""
+"""`kb user …`, `kb token …` and `kb group …`: the accounts file of team access, edited on the machine
+itself."""
 
 from __future__ import annotations
 
@@ -71,6 +72,28 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_group(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    try:
+        if args.action == "list":
+            for g in accounts.groups():
+                print(f"{g['name']}\t{', '.join(g['members'])}")
+        elif args.action == "add":
+            accounts.add_to_group(args.group, args.members)
+            members = next(g["members"] for g in accounts.groups() if g["name"] == args.group)
+            print(f"{args.group}: {', '.join(members)}")
+        elif args.action == "remove":
+            accounts.remove_from_group(args.group, args.members or None)
+            print(
+                f"removed {', '.join(args.members)} from {args.group}"
+                if args.members
+                else f"removed {args.group}"
+            )
+    except AuthError as err:
+        return fail(str(err))
+    return EXIT_OK
+
+
 def register_cli(sub) -> None:
     user = sub.add_parser("user", help="team access: local accounts (KB_ACCOUNTS_FILE)")
     users = user.add_subparsers(dest="action", required=True)
@@ -95,6 +118,17 @@ def register_cli(sub) -> None:
     c.add_argument("--role", choices=ROLES, default="reader")
     tokens.add_parser("revoke", help="revoke a token by its id").add_argument("id")
     token.set_defaults(func=cmd_token)
+
+    group = sub.add_parser("group", help="team access: groups of users, for `kb source access`")
+    groups = group.add_subparsers(dest="action", required=True)
+    groups.add_parser("list", help="the groups and their members")
+    a = groups.add_parser("add", help="add users (or token names) to a group, making it if needed")
+    a.add_argument("group")
+    a.add_argument("members", nargs="+")
+    r = groups.add_parser("remove", help="take users out of a group; no users: remove the group")
+    r.add_argument("group")
+    r.add_argument("members", nargs="*")
+    group.set_defaults(func=cmd_group)
 
 
 __all__ = ["register_cli"]

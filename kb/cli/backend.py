@@ -38,6 +38,7 @@ class SyncRequest:
     rebuild: bool = False
     exclude: tuple[str, ...] = ()
     allow_removals: bool = False
+    adopt: bool = False  # take the previous version's collection over as this source first
 
 
 class Backend(Protocol):
@@ -56,6 +57,10 @@ class Backend(Protocol):
     def remove_source(self, name: str) -> dict[str, Any]: ...
 
     def watch_source(self, name: str, on: bool) -> dict[str, Any]: ...
+
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        """Restrict the source to users and groups (empty: every signed-in user)."""
+        ...
 
     def jobs(self) -> list[dict[str, Any]]: ...
 
@@ -81,6 +86,10 @@ class Backend(Protocol):
 
 
 NO_SERVICE_JOBS = "jobs run in `kb serve`, and none is running for this store"
+ADOPT_NEEDS_STORE = (
+    "--adopt rewrites the whole collection and needs the store to itself: stop `kb serve`, run this "
+    "again, then start it"
+)
 
 
 def store_error_message(message: str) -> str:
@@ -149,6 +158,7 @@ class LocalBackend:
 
         plan = self._plan(req)
         embedder, store = self._open()
+        adopted = self._adopt(plan[0].name, embedder, store) if req.adopt and plan else None
 
         def progress(p: Progress) -> None:
             on_progress(IngestProgress(p.files_total, p.files_done, p.chunks, p.tokens_per_s))
@@ -178,7 +188,19 @@ class LocalBackend:
             if source.name != UPLOAD_SOURCE:
                 self.registry.update(source.name, last_sync=now_iso())
             reports.append(report.as_dict())
+        if adopted is not None and reports:
+            reports[0]["adopted"] = adopted
         return reports
+
+    def _adopt(self, name: str, embedder: Any, store: Any) -> dict[str, Any]:
+        from ingest.adopt import adopt_legacy
+        from ingest.pipeline import ChunkSettings
+        from ingest.store import StoreError
+
+        try:
+            return adopt_legacy(store, embedder, ChunkSettings.from_settings(self.settings), name).as_dict()
+        except StoreError as err:  # AdoptRefused, FingerprintMismatch
+            raise CommandError(str(err)) from err
 
     def sources(self) -> list[dict[str, Any]]:
         from ingest.pipeline import source_states
@@ -209,6 +231,18 @@ class LocalBackend:
         try:
             return self.registry.update(name, watch=on).as_dict()
         except UnknownSource as err:
+            raise CommandError(str(err), EXIT_USAGE) from err
+
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        from ingest.sources import SourceError, UnknownSource
+        from kb.service.access import checked_allow
+
+        try:
+            if name == UPLOAD_SOURCE:
+                raise SourceError("the uploads are readable by every signed-in user")
+            self.registry.get(name)
+            return self.registry.update(name, allow=checked_allow(self.settings, allow)).as_dict()
+        except (SourceError, UnknownSource) as err:
             raise CommandError(str(err), EXIT_USAGE) from err
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -310,6 +344,8 @@ class ServiceBackend:
             raise CommandError(str(err), code) from err
 
     def ingest(self, req: SyncRequest, on_progress: ProgressCallback) -> list[dict[str, Any]]:
+        if req.adopt:
+            raise CommandError(ADOPT_NEEDS_STORE)
         if req.root is not None or req.name is not None:
             names: list[str | None] = [req.name]
         else:  # every source; a rebuild of the first queues the others itself
@@ -365,6 +401,9 @@ class ServiceBackend:
 
     def watch_source(self, name: str, on: bool) -> dict[str, Any]:
         return self._call("watch_source", name, on)
+
+    def source_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        return self._call("source_access", name, allow)
 
     def jobs(self) -> list[dict[str, Any]]:
         return self._call("jobs")

@@ -101,7 +101,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return fail(f"{root} is not a folder")
     if args.name and root is None and args.exclude:
         return fail("--exclude changes a source when its folder is given too", EXIT_USAGE)
-    req = SyncRequest(root, args.name, args.rebuild, tuple(args.exclude), args.allow_removals)
+    if args.adopt and (root is None or args.rebuild):
+        return fail(
+            "--adopt takes the folder the old collection was built from, and no --rebuild", EXIT_USAGE
+        )
+    req = SyncRequest(root, args.name, args.rebuild, tuple(args.exclude), args.allow_removals, args.adopt)
     backend = open_backend(settings)
     bar = tqdm(total=0, unit="file", disable=args.json or None, dynamic_ncols=True)
 
@@ -117,6 +121,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         backend.close()
     if not reports:
         print("no sources yet: `kb ingest DIR [--name NAME]` adds a folder")
+    adopted = reports[0].get("adopted") if reports else None
+    if adopted and not args.json:
+        files = ", ".join(f"{len(keys)} files as {name}" for name, keys in adopted["files"].items())
+        print(f"adopted the previous collection in place: {adopted['points']} points, {files or 'nothing'}")
     if args.json:
         print(
             json.dumps(
@@ -157,6 +165,12 @@ def cmd_source(args: argparse.Namespace) -> int:
         if args.action == "remove":
             done = backend.remove_source(args.name)
             print(f"removed source {done['removed']} ({done['files']} files)")
+        elif args.action == "access":
+            if not args.clear and not args.allow:
+                raise CommandError("name who may read it (--allow USER_OR_GROUP …) or --clear", EXIT_USAGE)
+            done = backend.source_access(args.name, [] if args.clear else args.allow)
+            who = ", ".join(done["allow"]) or "every signed-in user"
+            print(f"{done['name']}: readable by {who} (and admins)")
         else:
             done = backend.watch_source(args.name, args.state == "on")
             print(f"{done['name']}: watched {'yes' if done['watch'] else 'no'}")
@@ -275,6 +289,11 @@ def _register_ingest_search(sub) -> None:
         action="store_true",
         help="let the sync empty a source whose folder is missing or empty, or remove more than half its files",
     )
+    ing.add_argument(
+        "--adopt",
+        action="store_true",
+        help="take a collection of the version before sources over as this source, without re-embedding",
+    )
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
     ing.set_defaults(func=cmd_ingest)
     se = sub.add_parser("search", help="semantic search")
@@ -305,6 +324,12 @@ def _register_sources_jobs(sub) -> None:
     watch.add_argument("name")
     watch.add_argument("state", choices=("on", "off"))
     watch.set_defaults(func=cmd_source)
+    access = src.add_parser("access", help="who may read a source (team access): users and groups")
+    access.add_argument("name")
+    who = access.add_mutually_exclusive_group()
+    who.add_argument("--allow", nargs="+", metavar="USER_OR_GROUP", help="only these users and groups")
+    who.add_argument("--clear", action="store_true", help="every signed-in user again")
+    access.set_defaults(func=cmd_source)
     jobs = sub.add_parser("jobs", help="the service's jobs; `kb jobs cancel ID` stops one")
     jobs.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
     jobs.add_argument("id", nargs="?")

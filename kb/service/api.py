@@ -14,7 +14,8 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
   queued|running|done|failed|cancelled, progress, report, error, origin, times),
   ``POST /jobs/{id}/cancel``
 - ``GET /sources`` (name, path, files, chunks, OCR'd pages, last sync, watched), ``DELETE
-  /sources/{name}`` (its points, then the source), ``POST /sources/{name}/watch`` {on}
+  /sources/{name}`` (its points, then the source), ``POST /sources/{name}/watch`` {on},
+  ``POST /sources/{name}/access`` {allow: users and groups; empty: everyone} (admins)
 - ``GET /documents``, ``DELETE /documents?source=``, ``GET /files?source=name/path`` (the file
   itself, from the uploads or its source's folder, never from outside them)
 - ``GET /eval/reports[?name=]`` (the `kb eval` reports, newest first, with one report's JSON),
@@ -31,7 +32,8 @@ create``) or the session token a login returns (``POST /auth/login`` {username, 
 file_token, user, role, expires}; ``POST /auth/logout``; ``GET /auth/me``). ``/files`` also takes
 ``?ft=<file_token>``, so that a browser can open a link. Readers search and read; editors upload,
 delete and ingest folders under ``KB_INGEST_ROOTS``; admins also ingest any folder (when no roots are
-set) and rebuild (``auth.py``).
+set) and rebuild (``auth.py``). A source restricted to some users and groups is hidden from everyone
+else but admins, on every route (``access.py``, applied here by ``caller_access``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from kb.answer.generate import GeneratorError
 from kb.contract import MAX_K
 from kb.search.document import MAX_CHARS
 from kb.search.query import RERANK_CANDIDATES, SearchRequest
+from kb.service.access import EVERYTHING, Access, access_for
 from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
 from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
 from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
@@ -181,13 +184,21 @@ async def whoami(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(_kb(request).status))
+    return JSONResponse(await run_in_threadpool(_kb(request).status, _access(request)))
 
 
-def visible(who: Principal | None, flt: SearchFilter) -> SearchFilter:
-    """``flt`` narrowed to what the caller may read: the one place /search, /ask, /document and /mcp
-    apply who asks to what they see (today every role reads every document)."""
-    return flt
+def caller_access(who: Principal | None, kb: KbService) -> Access:
+    """What ``who`` may read: the one place every route (and /mcp) applies who asks to what they see."""
+    return EVERYTHING if who is None else access_for(who, kb.sources.all())
+
+
+def _access(request: Request) -> Access:
+    return caller_access(_principal(request), _kb(request))
+
+
+def visible(request: Request, flt: SearchFilter) -> SearchFilter:
+    """``flt`` narrowed, in the store's query, to the sources the caller may read."""
+    return _access(request).narrow(flt)
 
 
 def _search_filter(request: Request, body: dict[str, Any]) -> SearchFilter:
@@ -198,7 +209,7 @@ def _search_filter(request: Request, body: dict[str, Any]) -> SearchFilter:
         exts=tuple(_field(body, "exts", list, [])),
         sources=tuple(_field(body, "sources", list, [])),
     )
-    return visible(_principal(request), flt)
+    return visible(request, flt)
 
 
 async def search_endpoint(request: Request) -> Response:
@@ -295,12 +306,15 @@ async def document_endpoint(request: Request) -> Response:
 
 
 def _check_visible(request: Request, source: str) -> None:
-    """Refuses a document the caller may not read (``visible``): the same rule as search's."""
-    flt = visible(_principal(request), SearchFilter())
-    if flt.source_prefix and not (
-        source == flt.source_prefix or source.startswith(flt.source_prefix.rstrip("/") + "/")
-    ):
+    """Refuses a document the caller may not read, as if it did not exist: the same rule as search's."""
+    if not _access(request).reads(source):
         raise ApiError(404, f"no indexed document {source!r}")
+
+
+def _check_source(request: Request, name: str) -> None:
+    """Refuses a source the caller may not read, as if it did not exist."""
+    if not _access(request).reads_source(name):
+        raise ApiError(404, f"no source named {name!r} (`kb sources` lists them)")
 
 
 async def submit_folder(request: Request) -> Response:
@@ -309,14 +323,19 @@ async def submit_folder(request: Request) -> Response:
     if not path and not name:
         raise ApiError(400, "path (a folder) or name (a source) is required")
     rebuild = _field(body, "rebuild", bool, False)
-    roots = _kb(request).settings.ingest_roots
+    kb = _kb(request)
+    roots = kb.settings.ingest_roots
     _require(
         request,
         "admin" if rebuild or (path and not roots) else "editor",
         "a rebuild" if rebuild else "ingesting a server folder" if path else "syncing a source",
     )
+    if name:
+        _check_source(request, name)
+    if path and (taken := kb.source_at(path)) is not None:
+        _check_source(request, taken.name)
     job = await run_in_threadpool(
-        _kb(request).submit_folder,
+        kb.submit_folder,
         path or None,
         rebuild,
         _field(body, "exclude", list, []),
@@ -328,24 +347,38 @@ async def submit_folder(request: Request) -> Response:
 
 
 async def list_sources(request: Request) -> Response:
-    return JSONResponse({"sources": await run_in_threadpool(_kb(request).list_sources)})
+    sources = await run_in_threadpool(_kb(request).list_sources)
+    return JSONResponse({"sources": _access(request).only(sources, "name")})
 
 
 async def remove_source(request: Request) -> Response:
     _require(request, "editor", "removing a source")
+    _check_source(request, request.path_params["name"])
     return JSONResponse(await run_in_threadpool(_kb(request).remove_source, request.path_params["name"]))
 
 
 async def watch_source(request: Request) -> Response:
     _require(request, "editor", "changing a source")
+    _check_source(request, request.path_params["name"])
     on = _field(await _json(request), "on", bool)
     if on is None:
         raise ApiError(400, "on (true or false) is required")
     return JSONResponse(await run_in_threadpool(_kb(request).set_watch, request.path_params["name"], on))
 
 
+async def source_access(request: Request) -> Response:
+    """``{allow: [users and groups]}``: who may read the source (empty: every signed-in user)."""
+    _require(request, "admin", "changing who may read a source")
+    allow = _field(await _json(request), "allow", list)
+    if allow is None:
+        raise ApiError(400, "allow (a list of user and group names; empty for everyone) is required")
+    kb, name = _kb(request), request.path_params["name"]
+    return JSONResponse(await run_in_threadpool(kb.set_access, name, allow))
+
+
 async def cancel_job(request: Request) -> Response:
     _require(request, "editor", "cancelling a job")
+    await _readable_job(request)
     return JSONResponse(await run_in_threadpool(_kb(request).cancel_job, request.path_params["job_id"]))
 
 
@@ -410,14 +443,19 @@ async def _upload(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     jobs = await run_in_threadpool(_kb(request).queue.recent)
-    return JSONResponse({"jobs": [j.as_dict() for j in jobs]})
+    return JSONResponse({"jobs": _access(request).only([j.as_dict() for j in jobs], "source")})
+
+
+async def _readable_job(request: Request) -> dict[str, Any]:
+    """The job of the path, if it syncs a source the caller may read (its report names the files)."""
+    job = await run_in_threadpool(_kb(request).queue.get, request.path_params["job_id"])
+    if job is None or not _access(request).reads_source(job.source or ""):
+        raise ApiError(404, "no such job")
+    return job.as_dict()
 
 
 async def get_job(request: Request) -> Response:
-    job = await run_in_threadpool(_kb(request).queue.get, request.path_params["job_id"])
-    if job is None:
-        raise ApiError(404, "no such job")
-    return JSONResponse(job.as_dict())
+    return JSONResponse(await _readable_job(request))
 
 
 def _source(request: Request) -> str:
@@ -431,11 +469,14 @@ async def documents(request: Request) -> Response:
     kb = _kb(request)
     if request.method == "DELETE":
         _require(request, "editor", "deleting a document")
+        _check_visible(request, _source(request))
         return JSONResponse(await run_in_threadpool(kb.delete_document, _source(request)))
-    return JSONResponse({"documents": await run_in_threadpool(kb.documents)})
+    docs = await run_in_threadpool(kb.documents)
+    return JSONResponse({"documents": _access(request).only(docs, "source_name")})
 
 
 async def files(request: Request) -> Response:
+    _check_visible(request, _source(request))
     path, name = await run_in_threadpool(_kb(request).file_for, _source(request))
     pdf = path.suffix.lower() == ".pdf"
     return FileResponse(
@@ -604,6 +645,7 @@ ROUTES = [
     Route("/sources", list_sources),
     Route("/sources/{name}", remove_source, methods=["DELETE"]),
     Route("/sources/{name}/watch", watch_source, methods=["POST"]),
+    Route("/sources/{name}/access", source_access, methods=["POST"]),
     Route("/documents", documents, methods=["GET", "DELETE"]),
     Route("/files", files),
     Route("/eval/reports", eval_reports),
@@ -615,8 +657,8 @@ ROUTES = [
 def create_app(settings: Settings, service: KbService | None = None) -> Starlette:
     """The API over a KbService opened at startup (or the one given) and closed at shutdown."""
 
-    def for_caller(request: Request) -> tuple[KbService, Any]:  # the outer app: /mcp runs in a sub-app
-        return app.state.kb, lambda flt: visible(_principal(request), flt)
+    def for_caller(request: Request) -> tuple[KbService, Access]:  # the outer app: /mcp runs in a sub-app
+        return app.state.kb, caller_access(_principal(request), app.state.kb)
 
     mcp, mcp_lifespan = mcp_app(for_caller)
 

@@ -9,6 +9,9 @@ Roles, each including the one before: ``reader`` (search, read documents and fil
 embeddings API), ``editor`` (upload, delete, ingest a folder under ``KB_INGEST_ROOTS``), ``admin``
 (ingest any folder when no roots are configured, rebuild).
 
+Groups (``kb group add GROUP USER…``) name sets of users and token names; a source restricted to a
+group (``kb source access NAME --allow GROUP``) is readable by its members (``access.py``).
+
 Browser logins get a session token (random, kept in the service's memory, expiring after
 ``KB_SESSION_HOURS``) and a read-only file token for links that a browser opens without headers.
 """
@@ -100,6 +103,7 @@ class Principal:
     name: str
     role: str
     via: str  # "session" | "token" | "file"
+    groups: tuple[str, ...] = ()  # the groups the name belongs to, as the accounts file says now
 
 
 class Accounts:
@@ -109,7 +113,7 @@ class Accounts:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._seen: tuple[int, ...] | None = None
-        self._data: dict[str, Any] = {"users": {}, "tokens": {}}
+        self._data: dict[str, Any] = {"users": {}, "tokens": {}, "groups": {}}
 
     # --- file -------------------------------------------------------------------------------------
     def _load(self, fresh: bool = False) -> dict[str, Any]:
@@ -117,7 +121,7 @@ class Accounts:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
-                self._seen, self._data = None, {"users": {}, "tokens": {}}
+                self._seen, self._data = None, {"users": {}, "tokens": {}, "groups": {}}
                 return self._data
             # every save replaces the file: a new inode even when an edit keeps the size and the mtime
             seen = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
@@ -126,6 +130,7 @@ class Accounts:
                 self._data = {
                     "users": dict(data.get("users") or {}),
                     "tokens": dict(data.get("tokens") or {}),
+                    "groups": dict(data.get("groups") or {}),
                 }
                 self._seen = seen
             return self._data
@@ -170,6 +175,8 @@ class Accounts:
             raise AuthError(f"a password has at least {MIN_PASSWORD} characters")
         hashed = hash_password(password)  # slow: outside the file's lock
         with self._editing() as data:
+            if name in data["groups"]:
+                raise AuthError(f"{name!r} is a group; choose another user name")
             old = data["users"].get(name)
             role = _check_role(role or (old["role"] if old else "reader"))
             users = {
@@ -192,7 +199,7 @@ class Accounts:
                 raise AuthError(f"no user {name!r}")
             users = {n: u for n, u in data["users"].items() if n != name}
             tokens = {i: t for i, t in data["tokens"].items() if t["name"] != name}
-            self._save({**data, "users": users, "tokens": tokens})
+            self._save({**data, "users": users, "tokens": tokens, "groups": _without(data["groups"], {name})})
 
     def user(self, name: str) -> dict[str, str] | None:
         """A user's record (role, hash, created), None if there is none."""
@@ -203,7 +210,9 @@ class Accounts:
         if user is None:
             verify_password(password, _DUMMY_HASH)  # the same work whether or not the name exists
             return None
-        return Principal(name, user["role"], "session") if verify_password(password, user["hash"]) else None
+        if not verify_password(password, user["hash"]):
+            return None
+        return Principal(name, user["role"], "session", self.groups_of(name))
 
     # --- API tokens -------------------------------------------------------------------------------
     def tokens(self) -> list[dict[str, str]]:
@@ -238,7 +247,57 @@ class Accounts:
             return None
         user = data["users"].get(entry["name"])  # a token in a user's name acts at most with that user's role
         role = entry["role"] if user is None or role_at_least(user["role"], entry["role"]) else user["role"]
-        return Principal(entry["name"], role, "token")
+        return Principal(entry["name"], role, "token", _groups_of(data["groups"], entry["name"]))
+
+    # --- groups -----------------------------------------------------------------------------------
+    def groups(self) -> list[dict[str, Any]]:
+        return [{"name": g, "members": list(m)} for g, m in sorted(self._load()["groups"].items())]
+
+    def groups_of(self, name: str) -> tuple[str, ...]:
+        """The groups ``name`` (a user, or the name tokens were made for) is a member of."""
+        return _groups_of(self._load()["groups"], name)
+
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is a user, a group or the name of a token."""
+        data = self._load()
+        return name in data["users"] or name in data["groups"] or name in _token_names(data)
+
+    def add_to_group(self, group: str, members: list[str]) -> None:
+        """Add users (or token names) to ``group``, making it if needed."""
+        _check_name(group)
+        with self._editing() as data:
+            if group in data["users"]:
+                raise AuthError(f"{group!r} is a user; a group needs a name of its own")
+            unknown = [m for m in members if m not in data["users"] and m not in _token_names(data)]
+            if unknown:
+                raise AuthError(f"no user or token named {', '.join(map(repr, unknown))} (`kb user list`)")
+            current = data["groups"].get(group, [])
+            merged = sorted({*current, *members})
+            self._save({**data, "groups": {**data["groups"], group: merged}})
+
+    def remove_from_group(self, group: str, members: list[str] | None = None) -> None:
+        """Take ``members`` out of ``group``; without members, remove the group itself."""
+        with self._editing() as data:
+            if group not in data["groups"]:
+                raise AuthError(f"no group {group!r}")
+            groups = dict(data["groups"])
+            if members is None:
+                del groups[group]
+            else:
+                groups[group] = [m for m in groups[group] if m not in set(members)]
+            self._save({**data, "groups": groups})
+
+
+def _groups_of(groups: dict[str, list[str]], name: str) -> tuple[str, ...]:
+    return tuple(sorted(g for g, members in groups.items() if name in members))
+
+
+def _without(groups: dict[str, list[str]], names: set[str]) -> dict[str, list[str]]:
+    return {g: [m for m in members if m not in names] for g, members in groups.items()}
+
+
+def _token_names(data: dict[str, Any]) -> set[str]:
+    return {t["name"] for t in data["tokens"].values()}
 
 
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
@@ -285,7 +344,7 @@ class Sessions:
         if not verify_password(password, user["hash"] if user else _DUMMY_HASH) or user is None:
             raise AuthError("wrong user name or password")
         self.limiter.succeeded(address, name, stamp)
-        principal = Principal(name, user["role"], "session")
+        principal = Principal(name, user["role"], "session", self.accounts.groups_of(name))
         now = time.time()
         token, file_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         with self._lock:
@@ -317,7 +376,8 @@ class Sessions:
         if user is None or user["hash"] != session.password_hash:
             self.logout(token)
             return None
-        principal = Principal(session.principal.name, user["role"], "session")
+        name = session.principal.name
+        principal = Principal(name, user["role"], "session", self.accounts.groups_of(name))
         return _Session(principal, session.file_token, session.expires, session.password_hash)
 
     def check(self, token: str) -> Principal | None:
@@ -331,7 +391,9 @@ class Sessions:
         """A file token reads files only, as a reader, while its session lives."""
         token = self._by_file_token.get(file_token)
         session = self._live(token) if token else None
-        return Principal(session.principal.name, "reader", "file") if session else None
+        if session is None:
+            return None
+        return Principal(session.principal.name, "reader", "file", session.principal.groups)
 
 
 __all__ = [

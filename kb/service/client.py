@@ -218,6 +218,10 @@ class KbClient:
     def watch_source(self, name: str, on: bool) -> dict[str, Any]:
         return self._request("POST", f"/sources/{quote(name, safe='')}/watch", body={"on": on})
 
+    def source_access(self, name: str, allow: Sequence[str]) -> dict[str, Any]:
+        """Who may read the source: users and groups (empty: every signed-in user)."""
+        return self._request("POST", f"/sources/{quote(name, safe='')}/access", body={"allow": list(allow)})
+
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{quote(job_id, safe='')}/cancel")
 

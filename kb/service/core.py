@@ -53,6 +53,7 @@ from ingest.store import make_store
 from kb.contract import UPLOAD_SCOPE, UPLOAD_SOURCE, split_source
 from kb.search.document import DocumentNotFound, DocumentText, read_document
 from kb.search.query import SearchRequest, SearchResult, search
+from kb.service.access import EVERYTHING, Access, checked_allow
 from kb.service.answers import AnswerService
 from kb.service.jobs import Job, JobQueue, Upload
 from kb.service.watch import Watcher
@@ -396,6 +397,18 @@ class KbService:
     def set_watch(self, name: str, on: bool) -> dict[str, Any]:
         return self.sources.update(name, watch=on).as_dict()
 
+    def set_access(self, name: str, allow: list[str]) -> dict[str, Any]:
+        """Restrict a source to users and groups of the accounts file (empty: every signed-in user)."""
+        if name == UPLOAD_SOURCE:
+            raise InvalidRequest("the uploads are readable by every signed-in user")
+        self.sources.get(name)  # UnknownSource first
+        return self.sources.update(name, allow=checked_allow(self.settings, allow)).as_dict()
+
+    def source_at(self, path: str) -> Source | None:
+        """The registered source whose folder ``path`` is (symlinks resolved), if any."""
+        folder = str(Path(path).resolve())
+        return next((s for s in self.sources.all() if s.path == folder), None)
+
     # --- jobs -------------------------------------------------------------------------------------
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         job = self.queue.cancel(job_id)
@@ -559,6 +572,10 @@ class KbService:
             raise NotFound(f"{source!r} is no longer on disk")
         return path, "".join(ch for ch in name if ch.isprintable()) or path.name
 
+    def _readable_points(self, access: Access) -> int:
+        states = self.store.file_states().items()
+        return sum(st.n_points for key, st in states if access.reads(key))
+
     # --- evaluation reports (`kb eval`) -----------------------------------------------------------
     def eval_reports(self) -> list[dict[str, Any]]:
         """The reports under ``data_dir/eval/reports``, newest first (``evaluate.list_reports``)."""
@@ -605,9 +622,13 @@ class KbService:
             "collection": s.collection,
         }
 
-    def status(self) -> dict[str, Any]:
+    def status(self, access: Access = EVERYTHING) -> dict[str, Any]:
+        """The model, the index and the jobs; ``access``: the last ingest only when its source is readable,
+        the points of readable sources only."""
         info = self.embedder.info()
         last = self.queue.last_done()
+        if last is not None and not access.reads_source(last.source or ""):
+            last = None
         vram = query_vram() if info["device"] == "GPU" else None  # None on a CPU or when nvidia-smi fails
         return {
             **self.health(),
@@ -622,7 +643,7 @@ class KbService:
             "model_load_s": round(self.load_seconds, 3),
             "patched_engine": info["patched_engine"],
             "vram": vram,
-            "points": self.store.count(),
+            "points": self.store.count() if access.readable is None else self._readable_points(access),
             "reranker_loaded": self._reranker is not None,
             "answers": self.answers.status(),
             "jobs": self.queue.counts(),

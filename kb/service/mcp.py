@@ -20,9 +20,9 @@ from ingest.store.base import SearchFilter, StoreError
 from kb.contract import SearchHit
 from kb.mcp.server import LibraryError, build_server
 from kb.search.query import SearchRequest
+from kb.service.access import Access
 from kb.service.core import InvalidRequest, KbService, NotFound, Refused
 
-Narrow = Callable[[SearchFilter], SearchFilter]
 # the service's failures an agent is told about (others are the SDK's "error executing tool")
 EXPECTED = (InvalidRequest, NotFound, Refused, StoreError, ValueError)
 
@@ -30,11 +30,11 @@ EXPECTED = (InvalidRequest, NotFound, Refused, StoreError, ValueError)
 class ServiceLibrary:
     """KbService as the tools' library, for one caller."""
 
-    def __init__(self, kb: KbService, narrow: Narrow) -> None:
-        self.kb, self.narrow = kb, narrow
+    def __init__(self, kb: KbService, access: Access) -> None:
+        self.kb, self.access = kb, access
 
     def search(self, req: SearchRequest) -> list[SearchHit]:
-        req = dataclasses.replace(req, filter=self.narrow(req.filter or SearchFilter()))
+        req = dataclasses.replace(req, filter=self.access.narrow(req.filter or SearchFilter()))
         try:
             return self.kb.search(req).hits
         except EXPECTED as err:
@@ -43,8 +43,7 @@ class ServiceLibrary:
     def get(
         self, source: str, page: int | None, lines: tuple[int, int] | None, max_chars: int
     ) -> dict[str, Any]:
-        scope = self.narrow(SearchFilter())
-        if scope.source_prefix and not source.startswith(scope.source_prefix):
+        if not self.access.reads(source):  # as if it did not exist
             raise LibraryError(f"no indexed document {source!r}")
         try:
             return self.kb.read_document(source, page, lines, max_chars).to_json()
@@ -52,16 +51,14 @@ class ServiceLibrary:
             raise LibraryError(str(err)) from None
 
     def documents(self) -> list[dict[str, Any]]:
-        scope = self.narrow(SearchFilter())
-        docs = self.kb.documents()
-        return [d for d in docs if not scope.source_prefix or d["source"].startswith(scope.source_prefix)]
+        return self.access.only(self.kb.documents(), "source_name")
 
     def status(self) -> dict[str, Any]:
-        return {"where": "the service", **self.kb.status()}
+        return {"where": "the service", **self.kb.status(self.access)}
 
 
 def mcp_app(
-    resolve: Callable[[Request], tuple[KbService, Narrow]],
+    resolve: Callable[[Request], tuple[KbService, Access]],
 ) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[Any]]]:
     """The ASGI app serving ``/mcp`` and the lifespan it needs (its session manager's task group)."""
 

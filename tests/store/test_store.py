@@ -287,6 +287,28 @@ def test_filter_restricts_to_what_it_names(both):
         assert s.search(dense=POINTS[0].vector, flt=SearchFilter(source_glob="nothing/*")) == []
 
 
+def test_readable_sources_restrict_the_engine_query_on_both(both):
+    """What a caller may not read is never returned, counted or paged through, whatever the signal."""
+    readable = ("docs", "notes")
+    held = [p for p in POINTS if p.payload["source_name"] in readable]
+    code_only = query_sparse_vector("upsert_points EdgeStore delete_source")  # matches src/ only
+    for s in both:
+        assert {h.payload["source_name"] for h in s.search(sparse=code_only, k=5)} == {"src"}
+        flt = SearchFilter(readable=readable)
+        assert s.search(sparse=code_only, k=50, flt=flt) == []
+        for kwargs in ({"dense": POINTS[0].vector}, {"dense": POINTS[0].vector, "sparse": code_only}):
+            hits = s.search(k=50, flt=flt, **kwargs)
+            assert sorted(h.id for h in hits) == sorted(p.id for p in held), kwargs.keys()
+        narrowed = SearchFilter(sources=("src", "docs"), readable=readable)
+        assert {h.payload["source_name"] for h in s.search(dense=POINTS[0].vector, k=50, flt=narrowed)} == {
+            "docs"
+        }
+        assert (
+            s.search(dense=POINTS[0].vector, flt=SearchFilter(source_glob="src/*", readable=readable)) == []
+        )
+        assert s.search(dense=POINTS[0].vector, flt=SearchFilter(readable=())) == []
+
+
 # ------------------------------------------------------------ lexical signal
 
 
