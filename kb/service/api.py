@@ -69,7 +69,7 @@ from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refuse
 from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
 from kb.service.jobs import ORIGINS, JobNotActive
 from kb.service.limits import Budgets, Overload, read_json
-from kb.service.local_token import ensure_token
+from kb.service.local_token import FORWARD_KEY_FILE, FORWARD_KEY_HEADER, ensure_token, same
 from kb.service.mcp import mcp_app
 from kb.settings import Settings
 
@@ -159,10 +159,13 @@ async def login(request: Request) -> Response:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address; behind a proxy on this machine (or the app), the one it forwards."""
+    """The caller's address; for the app on this machine, the browser's address it forwards, believed
+    only with the forward key of the data folder (``local_token.FORWARD_KEY_FILE``), which another
+    account cannot read: anyone else forging ``X-Forwarded-For`` is counted by their own address."""
     peer = request.client.host if request.client else ""
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in LOOPBACK:
+    key = request.app.state.forward_key
+    if forwarded and peer in LOOPBACK and key and same(request.headers.get(FORWARD_KEY_HEADER), key):
         return forwarded.rsplit(",", 1)[-1].strip()[:64]
     return peer
 
@@ -644,6 +647,10 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
     routes = [*ROUTES, Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.sessions, app.state.budgets = sessions, budgets
+    # the app logs users in for their browsers: the key that lets it say from which address
+    app.state.forward_key = (
+        ensure_token(settings.data_dir, FORWARD_KEY_FILE) if sessions is not None else None
+    )
     return app
 
 
