@@ -10,8 +10,9 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
 - ``POST /jobs/folder`` {path (absolute) and/or name, rebuild, exclude, allow_removals, origin
   cli|ui|api} → the queued sync of that folder (added as the source ``name``, by default named after
   the folder) or of the registered source ``name``; ``POST /jobs/upload`` (multipart files, optional
-  field origin) → {job, files}; ``GET /jobs``, ``GET /jobs/{id}`` (state
-  queued|running|done|failed|cancelled, progress, report, error, origin, times),
+  field origin) → {job, files}; ``GET /jobs[?limit=]`` (the newest 20, or up to 100: state
+  queued|running|done|failed|cancelled, progress, the report's counts as ``summary``, error, origin,
+  times), ``GET /jobs/{id}`` (the same with the whole report),
   ``POST /jobs/{id}/cancel``
 - ``GET /sources`` (name, path, files, chunks, OCR'd pages, last sync, watched), ``DELETE
   /sources/{name}`` (its points, then the source), ``POST /sources/{name}/watch`` {on}
@@ -67,7 +68,7 @@ from kb.search.query import RERANK_CANDIDATES, SearchRequest
 from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
 from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
 from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
-from kb.service.jobs import ORIGINS, JobNotActive
+from kb.service.jobs import LIST_LIMIT, LISTED, ORIGINS, JobNotActive
 from kb.service.limits import Budgets, Overload, read_json
 from kb.service.local_token import FORWARD_KEY_FILE, FORWARD_KEY_HEADER, ensure_token, same
 from kb.service.mcp import mcp_app
@@ -412,8 +413,12 @@ async def _upload(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    jobs = await run_in_threadpool(_kb(request).queue.recent)
-    return JSONResponse({"jobs": [j.as_dict() for j in jobs]})
+    """The newest jobs, briefly (``Job.brief``: counts, not reports); ``?limit=`` up to LIST_LIMIT."""
+    limit = request.query_params.get("limit", str(LISTED))
+    if not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT:
+        raise ApiError(400, f"limit must be 1..{LIST_LIMIT}")
+    jobs = await run_in_threadpool(_kb(request).queue.recent, int(limit))
+    return JSONResponse({"jobs": [j.brief() for j in jobs]})
 
 
 async def get_job(request: Request) -> Response:

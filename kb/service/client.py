@@ -237,8 +237,9 @@ class KbClient:
         data, content_type = _multipart(files, {"origin": origin})
         return self._request("POST", "/jobs/upload", data=data, content_type=content_type)
 
-    def jobs(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/jobs")["jobs"]
+    def jobs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The newest jobs, briefly (the report's counts as ``summary``); ``job(id)`` has the report."""
+        return self._request("GET", "/jobs", params={"limit": limit} if limit else None)["jobs"]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/jobs/{quote(job_id, safe='')}")

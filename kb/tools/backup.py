@@ -102,10 +102,10 @@ def _sparse(s: Any, pid: str) -> SparseVector | None:
     if s is None:
         return None
     indices, values = (s.get("indices"), s.get("values")) if isinstance(s, dict) else (None, None)
+    if not (isinstance(indices, list) and isinstance(values, list)):
+        indices, values = [None], []  # refused below
     ok = (
-        isinstance(indices, list)
-        and isinstance(values, list)
-        and len(indices) == len(values)
+        len(indices) == len(values)
         and all(type(i) is int and 0 <= i <= SPARSE_INDEX_MAX for i in indices)
         and all(type(v) in (int, float) and math.isfinite(v) for v in values)
         and len(set(indices)) == len(indices)
