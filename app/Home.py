@@ -16,7 +16,10 @@ APP_DIR = Path(__file__).resolve().parent
 if str(APP_DIR.parent) not in sys.path:  # `streamlit run` puts app/ on the path, not the checkout
     sys.path.insert(0, str(APP_DIR.parent))
 
+from app.hosts import refuse_foreign_host  # after the path is set
+
 st.set_page_config(page_title="kb", page_icon=":material/search:", layout="wide")
+refuse_foreign_host()  # before any page: DNS rebinding must not reach the app
 nav = st.navigation(
     [
         st.Page(APP_DIR / "views" / "search.py", title="Search", icon=":material/search:", default=True),

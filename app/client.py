@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.render import escape_md
-from kb.service.client import KbClient, ServiceError, local_client
+from kb.service.client import KbClient, ServiceError, forward_key_of, local_client
 from kb.settings import Settings
 
 PROBE_TIMEOUT_S = 2.0
@@ -53,7 +53,10 @@ def _login_form(c: KbClient) -> None:
         address = st.context.ip_address  # the browser's: the service limits guesses per address
         try:
             st.session_state[LOGIN_KEY] = c.login(
-                name, password, client_address=address if isinstance(address, str) else None
+                name,
+                password,
+                client_address=address if isinstance(address, str) else None,
+                forward_key=forward_key_of(settings()),
             )
         except ServiceError as err:
             st.error(escape_md(str(err)), icon=":material/lock:")

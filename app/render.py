@@ -272,16 +272,28 @@ def job_label(job: dict[str, Any]) -> str:
 
 
 def report_summary(report: dict[str, Any] | None) -> str:
-    """'indexed 2 · updated 0 · … · 40 chunks in 1.2 s' of an ingest report; what a refused sync
-    would have removed."""
+    """'indexed 2 · updated 0 · … · 40 chunks in 1.2 s' of an ingest report, or of a listing's
+    ``summary`` of one (counts instead of lists); what a refused sync would have removed."""
     if not report:
         return "no report"
     if "would_remove" in report:
         going = report["would_remove"]
+        if isinstance(going, int):
+            return f"would remove {going} file(s)"
         shown = ", ".join(going[:WOULD_REMOVE_SHOWN]) + (" …" if len(going) > WOULD_REMOVE_SHOWN else "")
         return f"would remove {len(going)} file(s): {shown}"
-    counts = " · ".join(f"{name} {len(report.get(name) or [])}" for name in REPORT_LISTS)
+    counts = " · ".join(f"{name} {_count(report.get(name))}" for name in REPORT_LISTS)
     return f"{counts} · {report.get('chunks', 0)} chunks in {report.get('seconds', 0):.1f} s"
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else len(value or [])
+
+
+def poll_wait(wait: float, moved: bool, shortest: float, longest: float) -> float:
+    """Seconds until the jobs panel asks the service again: ``shortest`` after anything moved, twice
+    the last wait (up to ``longest``) while nothing does."""
+    return shortest if moved else min(max(wait, shortest) * 2, longest)
 
 
 def upload_rows(batch: dict[str, Any], job: dict[str, Any] | None, seen: Iterable[str] = ()) -> list[dict]:

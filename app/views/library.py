@@ -3,6 +3,8 @@ list the sources and, inside each, its documents; remove a source or delete docu
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from app.client import ServiceError, can, connect, failed, role
@@ -14,13 +16,17 @@ from app.render import (
     escape_md,
     job_fraction,
     job_label,
+    poll_wait,
     report_summary,
     source_label,
     upload_rows,
 )
 from kb.service.client import KbClient
 
-POLL_S = 1.0  # how often the jobs panel asks the service while the page is open
+POLL_S = 1.0  # how often the jobs panel asks the service while a job runs and moves
+POLL_MAX_S = 8.0  # ... backing off to this while a running job does not move
+IDLE_POLL_S = 30.0  # how often it looks for jobs started elsewhere while none runs
+POLL = "jobs_poll"  # session state: the last listing, when to ask again, the wait, what moved
 RECENT_JOBS = 10  # finished jobs listed under the running ones
 BATCH = "upload_batch"  # session state: the last upload of this browser session and its job
 ACTIVE = "active_job_ids"  # session state: the jobs running at the previous poll
@@ -79,23 +85,54 @@ def folder_form(c: KbClient) -> None:
         st.toast(f"Queued {escape_md(job['path'])}", icon=":material/schedule:")
 
 
-@st.fragment(run_every=POLL_S)
-def jobs_panel(c: KbClient) -> None:
-    """Every job, whoever started it (this page, another browser, the CLI), polled while the page is open."""
+def poll(c: KbClient, now: bool = False) -> list[dict]:
+    """The jobs listing (brief: no reports), asked of the service when due (or ``now``), else the last
+    one: every second while a job moves, backing off while it does not (``poll_wait``)."""
+    last = st.session_state.get(POLL)
+    if last and not now and time.monotonic() < last["next"]:
+        return last["jobs"]
+    jobs = c.jobs()
+    moving = [(j["id"], j["state"], j.get("progress")) for j in jobs if j["state"] in ACTIVE_STATES]
+    wait = poll_wait(
+        last["wait"] if last else POLL_S, moving != (last or {}).get("moving"), POLL_S, POLL_MAX_S
+    )
+    st.session_state[POLL] = {
+        "jobs": jobs,
+        "next": time.monotonic() + wait - POLL_S / 2,
+        "wait": wait,
+        "moving": moving,
+    }
+    return jobs
+
+
+def upload_job(c: KbClient, batch: dict, listed: dict | None) -> dict | None:
+    """This session's upload job: as listed while it runs, then once in full (the report says what
+    became of each file)."""
+    if batch.get("final"):
+        return batch["final"]
+    if listed is not None and listed["state"] in ACTIVE_STATES:
+        return listed
     try:
-        jobs = c.jobs()
+        job = c.job(batch["job"])
+    except ServiceError:
+        return listed
+    if job["state"] not in ACTIVE_STATES:
+        batch["final"] = job
+    return job
+
+
+def jobs_panel(c: KbClient) -> None:
+    """Every job, whoever started it (this page, another browser, the CLI, the watcher), polled while
+    the page is open: often while one runs, rarely while none does."""
+    try:
+        jobs = poll(c)
     except ServiceError as err:
         failed(err, "list the jobs")
         return
     by_id = {j["id"]: j for j in jobs}
     batch = st.session_state.get(BATCH)
     if batch:
-        job = by_id.get(batch["job"])
-        if job is None:
-            try:
-                job = c.job(batch["job"])
-            except ServiceError:
-                job = None
+        job = upload_job(c, batch, by_id.get(batch["job"]))
         current = ((job or {}).get("progress") or {}).get("current")
         if current and current not in batch["seen"]:
             batch["seen"].append(current)
@@ -127,16 +164,16 @@ def jobs_panel(c: KbClient) -> None:
     if finished:
         with st.expander(f"Recent jobs ({len(finished)})", key="jobs_recent"):
             for j in finished:
-                detail = report_summary(j.get("report")) if j["state"] == "done" else (j.get("error") or "")
-                if j["state"] == "failed" and (j.get("report") or {}).get("would_remove"):
-                    detail += " — " + report_summary(j["report"])
+                detail = report_summary(j.get("summary")) if j["state"] == "done" else (j.get("error") or "")
+                if j["state"] == "failed" and (j.get("summary") or {}).get("would_remove"):
+                    detail += " — " + report_summary(j["summary"])
                 st.caption(escape_md(f"{j.get('updated', '')} · {job_label(j)} — {detail}"))
 
     ids = sorted(j["id"] for j in active)
     before = st.session_state.get(ACTIVE)
     st.session_state[ACTIVE] = ids
-    ended = before is not None and set(before) - set(ids)
-    if ended and not st.session_state.get(FULL_RUN):  # the document list below has changed: redraw it
+    # a job ended (the document list below has changed) or started (the panel polls faster): redraw all
+    if before is not None and set(before) != set(ids) and not st.session_state.get(FULL_RUN):
         st.rerun()
 
 
@@ -235,6 +272,11 @@ if can("editor"):  # readers search and read; the service refuses them the rest 
         folder_form(c)
 else:
     st.caption(escape_md(f"Signed in as a {role()}: you can search and read; an editor adds and deletes."))
-jobs_panel(c)
+try:
+    poll(c, now=True)  # a full run asks afresh, and what runs sets the pace of the panel
+except ServiceError:
+    pass  # the panel says so
+running = any(j["state"] in ACTIVE_STATES for j in st.session_state.get(POLL, {}).get("jobs", []))
+st.fragment(jobs_panel, run_every=POLL_S if running else IDLE_POLL_S)(c)
 sources_panel(c)
 st.session_state[FULL_RUN] = False

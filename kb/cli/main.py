@@ -259,6 +259,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.service_port,
             log_level="info" if args.verbose else "warning",
             timeout_graceful_shutdown=max(1, round(settings.stop_grace_s)),
+            # the peer stays the peer: the service alone decides whose X-Forwarded-For it believes
+            proxy_headers=False,
         )
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

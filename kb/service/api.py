@@ -10,8 +10,9 @@ use this service when it runs (``client.py``). Endpoints (JSON unless said):
 - ``POST /jobs/folder`` {path (absolute) and/or name, rebuild, exclude, allow_removals, origin
   cli|ui|api} → the queued sync of that folder (added as the source ``name``, by default named after
   the folder) or of the registered source ``name``; ``POST /jobs/upload`` (multipart files, optional
-  field origin) → {job, files}; ``GET /jobs``, ``GET /jobs/{id}`` (state
-  queued|running|done|failed|cancelled, progress, report, error, origin, times),
+  field origin) → {job, files}; ``GET /jobs[?limit=]`` (the newest 20, or up to 100: state
+  queued|running|done|failed|cancelled, progress, the report's counts as ``summary``, error, origin,
+  times), ``GET /jobs/{id}`` (the same with the whole report),
   ``POST /jobs/{id}/cancel``
 - ``GET /sources`` (name, path, files, chunks, OCR'd pages, last sync, watched), ``DELETE
   /sources/{name}`` (its points, then the source), ``POST /sources/{name}/watch`` {on},
@@ -70,9 +71,9 @@ from kb.service.access import EVERYTHING, Access, access_for
 from kb.service.auth import Accounts, AuthError, Principal, Sessions, TooManyLogins, role_at_least
 from kb.service.core import Closing, InvalidRequest, KbService, NotFound, Refused
 from kb.service.guards import FILE_TOKEN_PATHS, LocalTokenGate, LoopbackHosts, SameOriginWrites, bearer
-from kb.service.jobs import ORIGINS, JobNotActive
+from kb.service.jobs import LIST_LIMIT, LISTED, ORIGINS, JobNotActive
 from kb.service.limits import Budgets, Overload, read_json
-from kb.service.local_token import ensure_token
+from kb.service.local_token import FORWARD_KEY_FILE, FORWARD_KEY_HEADER, ensure_token, same
 from kb.service.mcp import mcp_app
 from kb.settings import Settings
 
@@ -162,10 +163,13 @@ async def login(request: Request) -> Response:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address; behind a proxy on this machine (or the app), the one it forwards."""
+    """The caller's address; for the app on this machine, the browser's address it forwards, believed
+    only with the forward key of the data folder (``local_token.FORWARD_KEY_FILE``), which another
+    account cannot read: anyone else forging ``X-Forwarded-For`` is counted by their own address."""
     peer = request.client.host if request.client else ""
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in LOOPBACK:
+    key = request.app.state.forward_key
+    if forwarded and peer in LOOPBACK and key and same(request.headers.get(FORWARD_KEY_HEADER), key):
         return forwarded.rsplit(",", 1)[-1].strip()[:64]
     return peer
 
@@ -442,8 +446,13 @@ async def _upload(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    jobs = await run_in_threadpool(_kb(request).queue.recent)
-    return JSONResponse({"jobs": _access(request).only([j.as_dict() for j in jobs], "source")})
+    """The newest jobs, briefly (``Job.brief``: counts, not reports); ``?limit=`` up to LIST_LIMIT. Jobs of
+    sources the caller may not read are left out (their summaries count that source's files)."""
+    limit = request.query_params.get("limit", str(LISTED))
+    if not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT:
+        raise ApiError(400, f"limit must be 1..{LIST_LIMIT}")
+    jobs = await run_in_threadpool(_kb(request).queue.recent, int(limit))
+    return JSONResponse({"jobs": _access(request).only([j.brief() for j in jobs], "source")})
 
 
 async def _readable_job(request: Request) -> dict[str, Any]:
@@ -686,6 +695,10 @@ def create_app(settings: Settings, service: KbService | None = None) -> Starlett
     routes = [*ROUTES, Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.sessions, app.state.budgets = sessions, budgets
+    # the app logs users in for their browsers: the key that lets it say from which address
+    app.state.forward_key = (
+        ensure_token(settings.data_dir, FORWARD_KEY_FILE) if sessions is not None else None
+    )
     return app
 
 

@@ -20,7 +20,7 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 
-from kb.service.local_token import file_token, read_token
+from kb.service.local_token import FORWARD_KEY_FILE, FORWARD_KEY_HEADER, file_token, read_token
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,19 @@ class KbClient:
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/status")
 
-    def login(self, username: str, password: str, client_address: str | None = None) -> dict[str, Any]:
+    def login(
+        self,
+        username: str,
+        password: str,
+        client_address: str | None = None,
+        forward_key: str | None = None,
+    ) -> dict[str, Any]:
         """``{token, file_token, user, role, expires}``; ServiceError 401 on a wrong password, 429 while
-        too many have failed. ``client_address``: whom the app logs in for (guesses are limited per address)."""
+        too many have failed. ``client_address``: whom the app logs in for (guesses are limited per
+        address), which the service believes only with its ``forward_key`` (``forward_key_of``)."""
         headers = {"X-Forwarded-For": client_address} if client_address else None
+        if headers and forward_key:
+            headers[FORWARD_KEY_HEADER] = forward_key
         body = {"username": username, "password": password}
         return self._request("POST", "/auth/login", body=body, headers=headers)
 
@@ -232,8 +241,9 @@ class KbClient:
         data, content_type = _multipart(files, {"origin": origin})
         return self._request("POST", "/jobs/upload", data=data, content_type=content_type)
 
-    def jobs(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/jobs")["jobs"]
+    def jobs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The newest jobs, briefly (the report's counts as ``summary``); ``job(id)`` has the report."""
+        return self._request("GET", "/jobs", params={"limit": limit} if limit else None)["jobs"]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/jobs/{quote(job_id, safe='')}")
@@ -366,4 +376,18 @@ def local_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_S) -> KbCl
     )
 
 
-__all__ = ["KbClient", "ServiceError", "credentials", "find_service", "local_client", "serves_store"]
+def forward_key_of(settings: Settings) -> str | None:
+    """The key with which the app may tell the service a browser's address (the service writes it to
+    its data folder when team access is on), if this account may read it."""
+    return read_token(settings.data_dir, name=FORWARD_KEY_FILE)
+
+
+__all__ = [
+    "KbClient",
+    "ServiceError",
+    "credentials",
+    "find_service",
+    "forward_key_of",
+    "local_client",
+    "serves_store",
+]

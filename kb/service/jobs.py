@@ -27,7 +27,8 @@ from typing import Any
 MAX_ATTEMPTS = 2  # a job that was running when the service died this often is not run again
 KINDS = ("folder", "upload")
 ORIGINS = ("cli", "ui", "api", "watch")
-LIST_LIMIT = 100
+LIST_LIMIT = 100  # most jobs one listing returns
+LISTED = 20  # jobs a listing returns unless it asks for another number
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -107,6 +108,24 @@ class Job:
             "created": _iso(self.created),
             "updated": _iso(self.updated),
         }
+
+    def brief(self) -> dict[str, Any]:
+        """What a listing shows of the job: everything but the report, whose lists become counts
+        (``summary``); ``GET /jobs/{id}`` has the whole report."""
+        brief = self.as_dict()
+        brief["summary"] = report_summary(brief.pop("report"))
+        return brief
+
+
+def report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A report with each list replaced by its length and nested records left out."""
+    if report is None:
+        return None
+    return {
+        k: len(v) if isinstance(v, list) else v
+        for k, v in report.items()
+        if isinstance(v, list | int | float | str | None)
+    }
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ another user owns it or it is readable by others); the CLI and the app read it f
 folder and send it as ``Authorization: Bearer``, so nothing changes for the owner, while another
 account on the machine, which cannot read the file, gets 401. Browser links to ``/files`` carry a
 read-only token derived from it (``?ft=``), as a login's file token does.
+
+With team access on, the same kind of file (``FORWARD_KEY_FILE``) holds the key the app sends beside
+the browser's address when it logs a user in: the login limiter believes an ``X-Forwarded-For`` only
+with that key, so another local process cannot pretend to be a thousand addresses.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import stat
 from pathlib import Path
 
 TOKEN_FILE = "service.token"
+FORWARD_KEY_FILE = "forward.key"  # what lets the app forward a browser's address
+FORWARD_KEY_HEADER = "X-Kb-Forward-Key"  # the header that carries it
 FILE_TOKEN_LABEL = b"kb files"
 
 
@@ -24,8 +30,8 @@ class TokenFileError(PermissionError):
     """The token file is someone else's or readable by others: it cannot be trusted to be secret."""
 
 
-def token_path(data_dir: Path) -> Path:
-    return Path(data_dir) / TOKEN_FILE
+def token_path(data_dir: Path, name: str = TOKEN_FILE) -> Path:
+    return Path(data_dir) / name
 
 
 def _checked(fd: int, path: Path) -> None:
@@ -36,9 +42,10 @@ def _checked(fd: int, path: Path) -> None:
         raise TokenFileError(f"{path} is readable by others (mode {st.st_mode & 0o777:o}): remove it")
 
 
-def ensure_token(data_dir: Path) -> str:
-    """The service's token, made (0600, atomically, never over an existing file) on first start."""
-    path = token_path(data_dir)
+def ensure_token(data_dir: Path, name: str = TOKEN_FILE) -> str:
+    """The service's token (or another secret: ``name``), made (0600, atomically, never over an
+    existing file) on first start."""
+    path = token_path(data_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -49,14 +56,14 @@ def ensure_token(data_dir: Path) -> str:
             f.write(secrets.token_urlsafe(32) + "\n")
             f.flush()
             os.fsync(f.fileno())
-    token = read_token(data_dir, strict=True)
+    token = read_token(data_dir, strict=True, name=name)
     assert token is not None
     return token
 
 
-def read_token(data_dir: Path, strict: bool = False) -> str | None:
+def read_token(data_dir: Path, strict: bool = False, name: str = TOKEN_FILE) -> str | None:
     """The token in ``data_dir`` if this user may read it (None otherwise; ``strict``: TokenFileError)."""
-    path = token_path(data_dir)
+    path = token_path(data_dir, name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -83,4 +90,14 @@ def same(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-__all__ = ["TOKEN_FILE", "TokenFileError", "ensure_token", "file_token", "read_token", "same", "token_path"]
+__all__ = [
+    "FORWARD_KEY_FILE",
+    "FORWARD_KEY_HEADER",
+    "TOKEN_FILE",
+    "TokenFileError",
+    "ensure_token",
+    "file_token",
+    "read_token",
+    "same",
+    "token_path",
+]

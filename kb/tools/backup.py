@@ -11,7 +11,10 @@ Format (``FORMAT``, version ``VERSION``), one JSON object a line:
    truncated and refused before anything is written.
 
 Export writes ``PATH.partial`` and renames it when done, so a killed export leaves no file that
-looks whole. Import checks the whole file first, then: into a store without the collection (or
+looks whole. Import checks the whole file first (the header, the count, and every point: a UUID id,
+finite dense values of the header's dimension, a sparse vector of distinct 32-bit indices with as
+many finite values, a payload object with its source and text), so that a bad file is refused
+before anything is dropped or written; then: into a store without the collection (or
 an empty one) it creates it with the backup's dimension and fingerprint; into a collection with
 the same fingerprint it upserts (ids are deterministic, so importing twice changes nothing, and
 points not in the backup stay); a different fingerprint is refused (``FingerprintMismatch``)
@@ -25,7 +28,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +47,8 @@ VERSION = 1
 IMPORT_BATCH = 256  # points per upsert
 PARTIAL_SUFFIX = ".partial"
 GZIP_LEVEL = 6
+PAYLOAD_TEXT = ("source", "text")  # payload fields every point has, as strings
+SPARSE_INDEX_MAX = 2**32 - 1  # Qdrant's sparse indices are unsigned 32-bit
 
 
 class BackupError(Exception):
@@ -68,12 +75,46 @@ def encode_point(p: Point) -> dict[str, Any]:
 
 
 def decode_point(row: dict[str, Any], dim: int) -> Point:
-    dense = np.frombuffer(base64.b64decode(row["dense"]), dtype="<f4")
+    """One point line as a Point, or BackupError naming what is wrong with it: everything a store
+    would refuse halfway through an import (id, vectors, payload) is checked here, before any write."""
+    raw_id = row.get("id")
+    try:
+        pid = str(uuid.UUID(raw_id)) if isinstance(raw_id, str) else None
+    except ValueError:
+        pid = None
+    if pid is None:
+        raise BackupError(f"point id {raw_id!r} is not a UUID")
+    try:
+        dense = np.frombuffer(base64.b64decode(row.get("dense") or "", validate=True), dtype="<f4")
+    except (TypeError, ValueError) as err:
+        raise BackupError(f"point {pid}: the dense vector is not base64 float32 ({err})") from None
     if dense.shape != (dim,):
-        raise BackupError(f"point {row.get('id')}: {dense.shape[0]} dimensions, the header says {dim}")
-    s = row.get("sparse")
-    sparse = SparseVector(tuple(s["indices"]), tuple(s["values"])) if s else None
-    return Point(str(row["id"]), dense.astype(np.float32), dict(row["payload"]), sparse)
+        raise BackupError(f"point {pid}: {dense.shape[0]} dimensions, the header says {dim}")
+    if not np.isfinite(dense).all():
+        raise BackupError(f"point {pid}: the dense vector has an infinite or NaN value")
+    payload = row.get("payload")
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in PAYLOAD_TEXT):
+        raise BackupError(f"point {pid}: the payload is not an object with {' and '.join(PAYLOAD_TEXT)}")
+    return Point(pid, dense.astype(np.float32), dict(payload), _sparse(row.get("sparse"), pid))
+
+
+def _sparse(s: Any, pid: str) -> SparseVector | None:
+    if s is None:
+        return None
+    indices, values = (s.get("indices"), s.get("values")) if isinstance(s, dict) else (None, None)
+    if not (isinstance(indices, list) and isinstance(values, list)):
+        indices, values = [None], []  # refused below
+    ok = (
+        len(indices) == len(values)
+        and all(type(i) is int and 0 <= i <= SPARSE_INDEX_MAX for i in indices)
+        and all(type(v) in (int, float) and math.isfinite(v) for v in values)
+        and len(set(indices)) == len(indices)
+    )
+    if not ok:
+        raise BackupError(
+            f"point {pid}: the sparse vector is not distinct whole-number indices with as many finite values"
+        )
+    return SparseVector(tuple(indices), tuple(values))
 
 
 def export_collection(
@@ -126,9 +167,12 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 try:
-                    yield json.loads(line)
+                    row = json.loads(line)
                 except ValueError as err:
                     raise BackupError(f"{path}: line {number} is not JSON ({err})") from err
+                if not isinstance(row, dict):
+                    raise BackupError(f"{path}: line {number} is not a JSON object")
+                yield row
     except (EOFError, gzip.BadGzipFile, OSError, UnicodeDecodeError) as err:
         if isinstance(err, FileNotFoundError):
             raise

@@ -25,6 +25,7 @@ from app.render import (
     location,
     match_spans,
     parse_exts,
+    poll_wait,
     query_terms,
     report_summary,
     score_line,
@@ -198,6 +199,17 @@ def test_job_labels_and_upload_rows_follow_the_job():
         == "failed: disk full"
     )
     assert report_summary(report).startswith("indexed 1 · updated 0 · unchanged 0 · removed 0 · skipped 1")
+    # the jobs listing gives counts, not lists: the same line
+    counted = {"indexed": 1, "skipped": 1, "warnings": 1, "chunks": 7, "seconds": 1}
+    assert report_summary(counted) == report_summary(report)
+    assert report_summary({"would_remove": 3}) == "would remove 3 file(s)"
+
+
+def test_the_jobs_panel_polls_fast_while_jobs_move_and_backs_off_while_they_do_not():
+    waits = [1.0]
+    for moved in (False, False, False, False, True, False):
+        waits.append(poll_wait(waits[-1], moved, shortest=1.0, longest=8.0))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 1.0, 2.0]
 
 
 # --- pages against a real service ----------------------------------------------------------------
@@ -310,6 +322,7 @@ def test_library_page_uploads_follows_the_job_lists_and_deletes(served):
     assert list(rows["status"]) == ["indexed", "not accepted: unsupported file type (.mp4)"]
     assert "indexed 1" in text_of(at.success)
     assert "from cli" in text_of(at.caption)  # the fixture's CLI job is listed too
+    assert "indexed 2 · updated 0 · unchanged 0" in text_of(at.caption)  # its counts, from the brief listing
     assert {"guide.md", "notes.txt", "quokka.md"} == document_names(at)
     source = next(d["source"] for d in served.documents() if d.get("original_name") == "quokka.md")
     at.multiselect(key="delete_sources").select(source).run()

@@ -17,9 +17,10 @@ import pytest
 
 from kb.service.api import ROUTES
 from kb.service.auth import FAILED_LOGINS_MAX, Accounts, AuthError, Sessions, TooManyLogins
-from kb.service.client import KbClient, ServiceError
-from kb.service.local_token import TOKEN_FILE
+from kb.service.client import KbClient, ServiceError, forward_key_of
+from kb.service.local_token import FORWARD_KEY_FILE, TOKEN_FILE
 from kb.service.ratelimit import MAX_KEYS, NAME_FACTOR, LoginLimiter
+from kb.settings import Settings
 from tests.helpers import modelgen
 from tests.service.test_service import GRACEFUL, Service, post_json, wait_done, write_docs
 
@@ -352,7 +353,14 @@ def test_service_login_body_is_tiny_and_guesses_get_429(qwen3_gguf, tmp_path):
             except ServiceError as err:
                 statuses.append(err.status)
         assert statuses == [401] * FAILED_LOGINS_MAX + [429, 429]
-        # behind the app (on this machine), the browser's address counts: another browser gets in
-        assert client.login("ada", PASSWORD, client_address="10.0.0.8")["role"] == "admin"
+        # another local process forging X-Forwarded-For is still counted by its own address
+        with pytest.raises(ServiceError) as forged:
+            client.login("ada", PASSWORD, client_address="10.0.0.8", forward_key="a guess")
+        assert forged.value.status == 429
+        # the app, which reads the forward key in the data folder, speaks for a browser: it gets in
+        key_file = svc.data_dir / FORWARD_KEY_FILE
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = forward_key_of(Settings(data_dir=svc.data_dir))
+        assert client.login("ada", PASSWORD, client_address="10.0.0.8", forward_key=key)["role"] == "admin"
     finally:
         assert svc.stop() in GRACEFUL

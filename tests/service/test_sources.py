@@ -106,7 +106,8 @@ def test_a_folder_gone_or_emptied_is_never_emptied_by_a_sync(svc, tmp_path):
         f.unlink()
     refused = svc.cli("ingest", "--name", "docs")
     assert refused.returncode == 1 and "3 of the 4" in refused.stderr
-    assert len(svc.client.jobs()[0]["report"]["would_remove"]) == 3
+    assert svc.client.jobs()[0]["summary"]["would_remove"] == 3  # the listing counts, the job names them
+    assert len(svc.client.job(svc.client.jobs()[0]["id"])["report"]["would_remove"]) == 3
     assert svc.client.status()["points"] == points
     allowed = svc.cli("ingest", "--name", "docs", "--allow-empty", "--json")
     assert allowed.returncode == 0 and len(json.loads(allowed.stdout)["removed"]) == 3
@@ -193,7 +194,7 @@ def test_a_watched_folder_is_followed_file_by_file(qwen3_gguf, tmp_path):
         seen = {j["id"] for j in client.jobs()}
         (docs / "w001.md").write_text("# Note 1\n\nRewritten: a vermilion okapi.\n")
         (job,) = eventually(lambda: synced(seen), "an edit is synced")
-        report = job["report"]
+        report = client.job(job["id"])["report"]
         assert report["updated"] == ["watched/w001.md"] and report["indexed"] == []
         assert len(report["unchanged"]) == 3  # not re-embedded: the tokens are the edited file's only
         assert report["chunks"] == 1 and 0 < report["tokens"] < 30
@@ -205,7 +206,9 @@ def test_a_watched_folder_is_followed_file_by_file(qwen3_gguf, tmp_path):
         eventually(lambda: synced(seen), "a burst of saves is synced")
         time.sleep(2.5)  # longer than the quiet period: a second sync would have started by now
         jobs = synced(seen)
-        assert jobs and sum(j["report"]["updated"].count("watched/w002.md") for j in jobs) == 1
+        assert (
+            jobs and sum(client.job(j["id"])["report"]["updated"].count("watched/w002.md") for j in jobs) == 1
+        )
         texts = [h["text"] for h in client.search("Save number draft", k=5, sources=["watched"])["hits"]]
         assert any("Save number 49 of the draft" in t for t in texts)  # the last save is what is indexed
 

@@ -9,7 +9,9 @@ refused before anything is written; the commands run as `kb export` / `kb import
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import os
 import random
 import subprocess
@@ -207,6 +209,49 @@ def test_truncated_or_foreign_files_are_refused_before_any_write(exported, tmp_p
             with pytest.raises(BackupError):
                 import_collection(target, p)
         assert target.fingerprint() is None and target.count() == 0
+    finally:
+        target.close()
+
+
+def _spoil_first_point(path: Path, out: Path, spoil) -> Path:
+    """``path`` with its first point's line changed by ``spoil(row)`` (the count stays right)."""
+
+    def keep(lines: list[str]) -> list[str]:
+        row = json.loads(lines[1])
+        spoil(row)
+        return [lines[0], json.dumps(row) + "\n", *lines[2:]]
+
+    return _rewrite(path, out, keep)
+
+
+SPOILED = {
+    "id": lambda row: row.update(id="not-a-uuid"),
+    "sparse-index": lambda row: row.update(sparse={"indices": [-1, 2], "values": [0.5, 0.5]}),
+    "sparse-lengths": lambda row: row.update(sparse={"indices": [1, 2], "values": [0.5]}),
+    "sparse-text": lambda row: row.update(sparse={"indices": ["a"], "values": [0.5]}),
+    "dense-nan": lambda row: row.update(
+        dense=base64.b64encode(
+            np.full(len(np.frombuffer(base64.b64decode(row["dense"]), "<f4")), np.nan, "<f4")
+        ).decode()
+    ),
+    "dense-base64": lambda row: row.update(dense="@@not base64@@"),
+    "payload": lambda row: row.update(payload=["a", "list"]),
+    "payload-source": lambda row: row["payload"].pop("source"),
+}
+
+
+def test_a_forced_import_of_a_bad_point_leaves_the_collection_as_it_was(exported, tmp_path):
+    source, path, info = exported
+    target = EdgeStore(tmp_path / "kb", "kb")
+    try:
+        target.ensure_collection(info.dim, {"model": "another-model.gguf", "dim": info.dim})
+        target.upsert([next(iter(source.scroll_points()))])
+        for name, spoil in SPOILED.items():
+            bad = _spoil_first_point(path, tmp_path / f"{name}.jsonl.gz", spoil)
+            with pytest.raises(BackupError):
+                import_collection(target, bad, force=True)
+            assert target.count() == 1, name
+            assert target.fingerprint()["model"] == "another-model.gguf", name
     finally:
         target.close()
 
