@@ -192,7 +192,8 @@ def sources_panel(c: KbClient) -> None:
     grouped = documents_by_source(docs)
     st.caption(f"{len(shown)} sources, {len(docs)} documents, {sum(d.get('chunks', 0) for d in docs)} chunks")
     for src in shown:
-        with st.expander(escape_md(source_label(src)), key=f"source_{src['name']}"):
+        # a lone source opens at once: there is nothing to choose between
+        with st.expander(escape_md(source_label(src)), expanded=len(shown) == 1, key=f"source_{src['name']}"):
             source_documents(src["name"], grouped.get(src["name"], []))
             if can("editor") and src["kind"] == "folder":
                 remove_source(c, src)
