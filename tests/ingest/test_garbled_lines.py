@@ -264,6 +264,7 @@ def _title_font(text: str) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow  # OCR's helper starts and reads a page: about 11 s on a 2-core CPU
 @needs_cjk_font
 def test_an_embedded_garbled_title_is_read_by_ocr_or_dropped_when_ocr_is_off(tmp_path):
     title = "期末考试麒麟卷"
