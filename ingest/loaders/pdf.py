@@ -1,6 +1,7 @@
 """PDF: one Section per page that has readable text, ``page`` = physical 1-based page number.
 
-A page's text comes from the first of these that gives readable text (``textquality`` judges):
+A page's text comes from the first of these that gives readable text (``textquality`` judges the
+page as a whole, ``linequality`` each line, so that a garbled title between good lines counts):
 
 1. pypdf's text layer;
 2. PDFium's (``pdf_fallback``), for pages where 1 failed and for pages whose CJK fonts lack a
@@ -11,7 +12,9 @@ A page's text comes from the first of these that gives readable text (``textqual
    substitute glyphs, and OCR would read the same garbage.
 
 Garbage never reaches the index: a page none of them reads is reported in ``warnings`` with each
-reason and listed in ``meta["pages_unreadable"]``; ``meta`` also counts where the indexed pages came
+reason and listed in ``meta["pages_unreadable"]``. A page whose text layer is readable but for some
+lines, and which neither PDFium nor OCR reads in full, keeps its readable lines; the dropped lines
+are reported in ``warnings`` with the page. ``meta`` also counts where the indexed pages came
 from (``pages_text``, ``pages_fallback``, ``pages_ocr``), and an OCR'd page's Section carries
 ``meta["ocr"] = True``.
 
@@ -31,6 +34,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
 from ingest.loaders.base import Document, LoadError, LoadOptions, read_bytes
+from ingest.loaders.linequality import check_lines
 from ingest.loaders.ocr import OcrError, OcrUnavailable, shared_engine
 from ingest.loaders.pdf_fallback import FontFacts, extract_pages, font_facts
 from ingest.loaders.textquality import unreadable_reason
@@ -104,6 +108,8 @@ class _Page:
     source: str | None = None  # "text" | "fallback" | "ocr"; None while nothing readable was found
     problems: list[str] = field(default_factory=list)
     garbled: bool = False  # the text layer has text, but unreadable
+    # the text layer without its garbled lines, indexed when no other extractor reads the page
+    salvage: str = ""
 
 
 def _text_layer(reader: PdfReader, number: int) -> _Page:
@@ -114,15 +120,33 @@ def _text_layer(reader: PdfReader, number: int) -> _Page:
     except Exception as err:  # noqa: BLE001 - one bad page (broken stream, limit) costs only itself
         problem = f"text extraction failed ({type(err).__name__}: {_why(err)})"
         return _Page(number, FontFacts(), problems=[problem])
-    reason = unreadable_reason(text) if text else None
     if not text:
         result.problems.append(NO_TEXT)
-    elif reason is not None:
+        return result
+    reason = unreadable_reason(text)
+    lines = check_lines(text) if reason is None else None
+    if lines is None:
         result.problems.append(f"unreadable text ({reason})")
         result.garbled = True
+    elif not lines.clean:
+        result.problems.append(_dropped(lines.dropped, lines.reason))
+        result.garbled = True
+        result.salvage = lines.text
     else:
-        result.text, result.source = text, "text"
+        result.text, result.source = lines.text, "text"
     return result
+
+
+def _dropped(lines: int, reason: str | None) -> str:
+    return f"{lines} unreadable line{'s' if lines != 1 else ''} dropped ({reason})"
+
+
+def _readable(text: str) -> str | None:
+    """``text`` when it reads as real text, line by line too (stray characters taken out); else None."""
+    if not text or unreadable_reason(text) is not None:
+        return None
+    lines = check_lines(text)
+    return lines.text if lines.clean and lines.text else None
 
 
 def _fallback(path: Path, pages: list[_Page]) -> None:
@@ -132,8 +156,8 @@ def _fallback(path: Path, pages: list[_Page]) -> None:
         return
     texts = extract_pages(path, [p.number for p in todo])
     for page in todo:
-        text = _clean(texts.get(page.number, ""))
-        if text and unreadable_reason(text) is None:
+        text = _readable(_clean(texts.get(page.number, "")))
+        if text is not None:
             page.text, page.source = text, "fallback"
 
 
@@ -167,13 +191,13 @@ def _ocr(path: Path, pages: list[_Page], options: LoadOptions) -> None:
         except OcrError as err:
             page.problems.append(str(err))
             continue
-        reason = unreadable_reason(text) if text else None
+        readable = _readable(text)
         if not text:
             page.problems.append(OCR_NO_TEXT)
-        elif reason is not None:
-            page.problems.append(f"OCR text unreadable ({reason})")
+        elif readable is None:
+            page.problems.append(f"OCR text unreadable ({unreadable_reason(text) or 'garbled lines'})")
         else:
-            page.text, page.source = text, "ocr"
+            page.text, page.source = readable, "ocr"
 
 
 def load_pdf(path: Path, options: LoadOptions | None = None) -> Document:
@@ -188,8 +212,12 @@ def load_pdf(path: Path, options: LoadOptions | None = None) -> Document:
     sections: list[Section] = []
     warnings: list[str] = []
     for page in pages:
-        if page.source is None:
+        salvaged = page.source is None and bool(page.salvage)
+        if page.source is None or salvaged:
             warnings.append(f"page {page.number}: " + "; ".join(page.problems))
+        if salvaged:  # no extractor read it in full: the text layer's readable lines are indexed
+            page.text, page.source = page.salvage, "text"
+        if page.source is None:
             continue
         label = labels[page.number - 1] if len(labels) == n_pages else str(page.number)
         meta: dict[str, Any] = {"page_label": label} if label != str(page.number) else {}
