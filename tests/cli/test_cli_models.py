@@ -32,7 +32,8 @@ def test_pull_offline_names_the_file_and_the_folder(tmp_path):
     err = out.stderr
     assert "Qwen3-Embedding-0.6B-Q8_0.gguf" in err
     assert str(tmp_path / "models" / "Qwen3-Embedding-0.6B-Q8_0.gguf") in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    # one message: what failed, then one line per way to get the model (or to start without it)
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 5
     assert not any((tmp_path / "models").glob("*.gguf"))
 
 

@@ -79,7 +79,7 @@ class Index:
         self.server.server_close()
 
 
-def pull(tmp_path: Path, index_url: str) -> subprocess.CompletedProcess:
+def pull(tmp_path: Path, index_url: str, *args: str, **extra: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "KB_MODELS_DIR": str(tmp_path / "models"),
@@ -90,9 +90,10 @@ def pull(tmp_path: Path, index_url: str) -> subprocess.CompletedProcess:
         "PIP_FIND_LINKS": "",
         "PIP_NO_CACHE_DIR": "1",
         "PIP_RETRIES": "0",
+        **extra,
     }
     return subprocess.run(
-        [sys.executable, "-m", "kb.cli.main", "model", "pull", "multilingual-e5-small"],
+        [sys.executable, "-m", "kb.cli.main", "model", "pull", *(args or ("multilingual-e5-small",))],
         env=env,
         capture_output=True,
         text=True,
@@ -116,7 +117,10 @@ def serve(tmp_path):
 
 
 def test_pull_fetches_checks_and_converts(tmp_path, serve):
-    out = pull(tmp_path, serve(source_bin().read_bytes()))
+    # the first step of `KB_EMBED_MODEL=multilingual-e5-small make run`, the way to start offline
+    out = pull(
+        tmp_path, serve(source_bin().read_bytes()), "--if-missing", KB_EMBED_MODEL="multilingual-e5-small"
+    )
     assert out.returncode == 0, out.stderr
     target = ENTRY.path(tmp_path / "models")
     recorded = (target.with_name(target.name + ".sha256")).read_text().split()[0]
