@@ -41,6 +41,7 @@ from kb.tools.evaluate import (
     recall_at,
     render_png,
     resolve,
+    run_eval,
     select,
     summarize,
     top_k,
@@ -503,3 +504,14 @@ def test_kb_eval_end_to_end(qwen3_settings, qwen3_embedder, tmp_path):
     main = make_store(settings)
     assert (main.count(), main.fingerprint()) == (count, fingerprint)
     main.close()
+
+
+def test_a_chunk_larger_than_the_model_takes_is_a_config_error(qwen3_settings, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\n\nSome text.\n", encoding="utf-8")
+    settings = qwen3_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    too_big = EvalConfig("huge", chunk_tokens=settings.n_ctx + 1)
+    query = EvalQuery("text", (Reference("a.md"),))
+    with pytest.raises(ConfigError, match=r"chunk_tokens=4097 is more than .* takes"):
+        run_eval([query], corpus, [too_big], settings, work_dir=tmp_path / "work")

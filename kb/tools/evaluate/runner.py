@@ -190,6 +190,11 @@ def run_eval(
         for (model, dim, target, overlap), members in groups.items():
             embedder = _cached(embedders, (model, dim), make_embedder, resolved[members[0]][0])
             names = ", ".join(configs[i].name for i in members)
+            if target > embedder.max_document_tokens:
+                raise ConfigError(
+                    f"config {names}: chunk_tokens={target} is more than {Path(model).name} takes "
+                    f"({embedder.max_document_tokens} tokens per document)"
+                )
             say(f"indexing {corpus} for {names} ({Path(model).name}, chunks {target}/{overlap})")
             chunking = ChunkSettings(target, overlap)
             with _temporary_index(corpus, embedder, chunking, exclude, settings, work_dir) as (
