@@ -2,9 +2,9 @@
 
 A new format is one module with a ``load_x(path) -> Document`` function and one entry in
 ``LOADERS`` (one that also takes :class:`LoadOptions` is registered with ``takes_options=True``).
-Unknown suffixes fall back to the plain-text loader, which rejects binary content;
-suffixes in ``UNSUPPORTED_SUFFIXES`` (archives, media, legacy and OpenDocument office files, …) are
-rejected unread.
+Unknown suffixes fall back to the plain-text loader, which rejects binary content; suffixes in
+``UNSUPPORTED_SUFFIXES`` (archives, media, legacy office files, OpenDocument slides and sheets, …)
+are rejected unread.
 Every failure is a :class:`LoadError` whose message is the reason.
 """
 
@@ -14,7 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from ingest.loaders import code, epub, html, image, markdown, notebook, pdf, sheet, slides, text, word
+from ingest.loaders import (
+    code,
+    epub,
+    html,
+    image,
+    markdown,
+    notebook,
+    opendocument,
+    pdf,
+    sheet,
+    slides,
+    text,
+    word,
+)
 from ingest.loaders.base import Document, LoadError, LoadOptions
 
 
@@ -30,6 +43,7 @@ MARKDOWN = Loader(markdown.KIND, markdown.load_markdown)
 CODE = Loader(code.KIND, code.load_code)
 TEXT = Loader(text.KIND, text.load_text)
 WORD = Loader(word.KIND, word.load_word)
+ODT = Loader(opendocument.KIND, opendocument.load_odt)
 SLIDES = Loader(slides.KIND, slides.load_slides)
 SHEET = Loader(sheet.KIND, sheet.load_sheet, takes_options=True)
 HTML = Loader(html.KIND, html.load_html)
@@ -47,6 +61,7 @@ LOADERS: dict[str, Loader] = {
     **{suffix: CODE for suffix in code.CODE_LANGUAGES},
     **{suffix: TEXT for suffix in text.TEXT_SUFFIXES},
     ".docx": WORD,
+    ".odt": ODT,
     ".pptx": SLIDES,
     ".xlsx": SHEET,
     ".xlsm": SHEET,
@@ -100,7 +115,6 @@ UNSUPPORTED_SUFFIXES = frozenset(
         ".doc",
         ".xls",
         ".ppt",
-        ".odt",
         ".ods",
         ".odp",
         ".sqlite",

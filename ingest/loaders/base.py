@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -167,6 +168,33 @@ def line_section(lines: list[str], first: int, stop: int, **fields: Any) -> Sect
         return None
     start, end = span
     return Section(text="\n".join(lines[start:end]), line_start=start + 1, line_end=end, **fields)
+
+
+def heading_sections(blocks: Iterable[tuple[int | None, str]]) -> list[Section]:
+    """Sections of a word-processing document's blocks in order, each (heading level or None, text):
+    a heading opens a section under the headings above it (a lower level), and its text starts it."""
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    lines: list[str] = []
+
+    def close() -> None:
+        text = "\n".join(lines).strip()
+        if text:
+            sections.append(Section(text=text, heading_path=tuple(t for _, t in stack)))
+        lines.clear()
+
+    for level, raw in blocks:
+        text = raw.strip()
+        if level is not None and text:
+            close()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, " ".join(text.split())))
+            lines.append(text)
+        elif text:
+            lines.append(text)
+    close()
+    return sections
 
 
 def json_safe(value: Any) -> Any:

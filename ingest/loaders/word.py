@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.loaders.base import Document, LoadError
+from ingest.loaders.base import Document, LoadError, heading_sections
 from ingest.loaders.zipguard import check_zip
-from ingest.records import Section
 
 if TYPE_CHECKING:  # the library is imported on first use: parse workers start with the registry only
     from docx.table import Table
@@ -59,31 +58,13 @@ def load_word(path: Path) -> Document:
         document = docx.Document(str(path))
     except (KeyError, ValueError) as err:
         raise LoadError(f"not a Word document: {err}") from err
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    lines: list[str] = []
-
-    def close() -> None:
-        text = "\n".join(lines).strip()
-        if text:
-            sections.append(Section(text=text, heading_path=tuple(t for _, t in stack)))
-        lines.clear()
-
+    blocks: list[tuple[int | None, str]] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            lines.extend(table_rows(block))
-            continue
-        text = block.text.strip()
-        level = heading_level(block)
-        if level is not None and text:
-            close()
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, " ".join(text.split())))
-            lines.append(text)
-        elif text:
-            lines.append(text)
-    close()
+            blocks.extend((None, row) for row in table_rows(block))
+        else:
+            blocks.append((heading_level(block), block.text))
+    sections = heading_sections(blocks)
     core = document.core_properties
     meta = {k: v for k, v in (("title", core.title), ("author", core.author)) if v}
     return Document(kind=KIND, sections=sections, meta=meta)

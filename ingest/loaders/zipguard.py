@@ -1,7 +1,8 @@
 """Checks a ZIP-based document (DOCX, PPTX, XLSX, EPUB, ODT) before a library opens it.
 
 Refused, each with its reason: a password-protected Office file (an encrypted OOXML document is an
-OLE compound file, not a ZIP), a file that is not a ZIP at all, encrypted ZIP members, archives
+OLE compound file, not a ZIP; an encrypted OpenDocument file is a ZIP whose manifest gives its
+members' encryption data), a file that is not a ZIP at all, encrypted ZIP members, archives
 whose members unpack to more than ``MAX_UNPACKED_MB`` or compress better than ``MAX_RATIO`` (zip
 bombs: the declared sizes are what ``zipfile`` reads at most, so they bound the real work), too many
 members, and XML members that declare entities. Office and EPUB XML never needs them, and they are
@@ -29,6 +30,9 @@ XML_SUFFIXES = (".xml", ".rels", ".opf", ".ncx", ".xhtml", ".htm", ".html")
 
 ENCRYPTED_OFFICE = "password-protected or legacy Office file (an OLE compound file, not a ZIP)"
 NOT_A_ZIP = "not a ZIP-based document (damaged or misnamed)"
+ODF_MANIFEST = "META-INF/manifest.xml"
+ODF_ENCRYPTION_DATA = "{urn:oasis:names:tc:opendocument:xmlns:manifest:1.0}encryption-data"
+ENCRYPTED_ODF = "password-protected OpenDocument file (its manifest lists encrypted members)"
 
 
 def check_zip(path: Path) -> None:
@@ -64,6 +68,8 @@ def _check_members(archive: zipfile.ZipFile) -> None:
             raise LoadError(f"zip bomb: {m.filename!r} unpacks {ratio}:1 to {m.file_size >> 20} MB")
         if m.filename.lower().endswith(XML_SUFFIXES):
             _check_prolog(archive, m)
+    if ODF_MANIFEST in archive.namelist():
+        _check_odf_manifest(archive)
 
 
 def _check_prolog(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
@@ -77,4 +83,18 @@ def _check_prolog(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
             f"XML entity declarations in {member.filename!r} (entity expansion attack?): {type(err).__name__}"
         ) from err
     except Exception:  # noqa: BLE001 - a malformed part is the format library's to report
+        return
+
+
+def _check_odf_manifest(archive: zipfile.ZipFile) -> None:
+    """An OpenDocument file saved with a password keeps its members encrypted, each listed in the
+    manifest with its encryption data (the ZIP itself is not encrypted)."""
+    try:
+        with archive.open(ODF_MANIFEST) as stream:
+            for _event, element in iterparse(stream, events=("start",)):
+                if element.tag == ODF_ENCRYPTION_DATA:
+                    raise LoadError(ENCRYPTED_ODF)
+    except LoadError:
+        raise
+    except Exception:  # noqa: BLE001 - a malformed manifest (its prolog checked above) is the library's
         return

@@ -18,6 +18,12 @@ WORD_CANARY = "quillowisp"
 WORD_TABLE_CANARY = "tablurine"
 WORD_COMMENT = "commentorbax"  # in a comment: must not be indexed
 WORD_DELETED = "deletrovix"  # a tracked deletion: must not be indexed
+ODT_CANARY = "odtrellisk"
+ODT_TABLE_CANARY = "opencellvo"
+ODT_COMMENT = "annotarbex"  # in an annotation (comment): must not be indexed
+ODT_FOOTNOTE = "footmerril"  # in a footnote: not indexed (as in a .docx)
+ODT_DELETED = "struckolind"  # a tracked deletion: must not be indexed
+ODT_INSERTED = "insertavim"  # a pending tracked insertion: must not be indexed
 SLIDE_CANARY = "slidermoth"
 NOTES_CANARY = "notulwhisk"
 SHEET_CANARY = "cellumbrax"
@@ -75,6 +81,72 @@ def write_docx(d: Path, name: str = "report.docx") -> Made:
         "word",
         {WORD_CANARY: {"heading_path": list(path)}, WORD_TABLE_CANARY: {"heading_path": list(path)}},
         absent=(WORD_COMMENT, WORD_DELETED),
+    )
+
+
+def write_odt(d: Path, name: str = "field-notes.odt") -> Made:
+    """Headings two levels deep, a table, an annotation, a footnote, a tracked deletion and a pending
+    tracked insertion (its text in the body between change marks), made with odfdo."""
+    from odfdo import (
+        Document,
+        Header,
+        Paragraph,
+        Table,
+        TextChange,
+        TextChangedRegion,
+        TextChangeEnd,
+        TextChangeStart,
+        TextDeletion,
+        TextInsertion,
+        TrackedChanges,
+    )
+
+    document = Document("text")
+    document.meta.title = "Field notes"
+    body = document.body
+    body.clear()
+    tracked = TrackedChanges()
+    body.append(tracked)
+    body.append(Header(1, "Beaver Dams"))
+    body.append(Paragraph("Beavers build dams on streams."))
+    body.append(Header(2, "Streams"))
+    para = Paragraph(f"The {ODT_CANARY} beaver prefers  small streams.")
+    body.append(para)
+    para.insert_annotation(after="small", body=f"Please check {ODT_COMMENT}.", creator="kb")
+    para.insert_note(after="beaver", note_id="n1", citation="1", body=f"See {ODT_FOOTNOTE}.")
+    deletion, insertion = TextChangedRegion(), TextChangedRegion()
+    deletion.set_id("ct1")
+    insertion.set_id("ct2")
+    deleted = TextDeletion()
+    deleted.set_change_info(creator="kb")
+    deleted.set_deleted(Paragraph(f"{ODT_DELETED} was removed."))
+    deletion.append(deleted)
+    inserted = TextInsertion()
+    inserted.set_change_info(creator="kb")
+    insertion.append(inserted)
+    tracked.append(deletion)
+    tracked.append(insertion)
+    mark, start, end = TextChange(), TextChangeStart(), TextChangeEnd()
+    mark.set_id("ct1")
+    start.set_id("ct2")
+    end.set_id("ct2")
+    para.append(mark)
+    para.append(start)
+    start.tail = f" {ODT_INSERTED} was added"
+    para.append(end)
+    end.tail = " Dams slow the water."
+    table = Table("Counts", width=2, height=3)
+    table.set_values([["stream", "dams"], ["Kennet", "4"], [ODT_TABLE_CANARY, "9"]])
+    body.append(table)
+    body.append(Header(2, "Ponds"))
+    body.append(Paragraph("Ponds form behind the dams."))
+    document.save(d / name)
+    path = ["Beaver Dams", "Streams"]
+    return Made(
+        name,
+        "word",
+        {ODT_CANARY: {"heading_path": path}, ODT_TABLE_CANARY: {"heading_path": path}},
+        absent=(ODT_COMMENT, ODT_FOOTNOTE, ODT_DELETED, ODT_INSERTED),
     )
 
 
@@ -219,6 +291,7 @@ def write_all(d: Path, with_image: bool = True) -> list[Made]:
     d.mkdir(parents=True, exist_ok=True)
     made = [
         write_docx(d),
+        write_odt(d),
         write_pptx(d),
         write_xlsx(d),
         write_csv(d),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import os
+import random
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -490,6 +492,50 @@ def write_entity_bomb_epub(directory: Path, name: str = "laughs.epub") -> str:
     return _replace_member(directory, name, "EPUB/content.opf", patched.encode(), base=template)
 
 
+def _good_odt(directory: Path) -> Path:
+    from odfdo import Document, Paragraph
+
+    path = Path(directory) / ".template.odt"
+    document = Document("text")
+    document.body.append(Paragraph("An ordinary paragraph."))
+    document.save(path)
+    return path
+
+
+def write_entity_bomb_odt(directory: Path, name: str = "laughs.odt") -> str:
+    """An OpenDocument text whose ``content.xml`` opens with the billion laughs."""
+    template = _good_odt(directory)
+    content = dict(_members_of(template))["content.xml"].decode()
+    patched = BILLION_LAUGHS + content.split("?>", 1)[1].replace("An ordinary paragraph.", "&lol9;")
+    return _replace_member(directory, name, "content.xml", patched.encode(), base=template)
+
+
+ODF_ENCRYPTION_DATA = (
+    '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">'
+    '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" manifest:initialisation-vector="AAAA"/>'
+    '<manifest:key-derivation manifest:key-derivation-name="PBKDF2" manifest:iteration-count="1024"'
+    ' manifest:salt="AAAA"/></manifest:encryption-data>'
+)
+
+
+def write_encrypted_odt(directory: Path, name: str = "locked.odt") -> str:
+    """What LibreOffice writes for a password-protected .odt: a plain ZIP whose content.xml is
+    ciphertext (random bytes here) and whose manifest gives that member's encryption data."""
+    template = _good_odt(directory)
+    members = dict(_members_of(template))
+    template.unlink()
+    manifest, found = re.subn(
+        r'(<manifest:file-entry manifest:full-path="content\.xml"[^>]*?)\s*/>',
+        rf' \1 manifest:size="1234">{ODF_ENCRYPTION_DATA}</manifest:file-entry>',
+        members["META-INF/manifest.xml"].decode(),
+    )
+    assert found == 1
+    members["META-INF/manifest.xml"] = manifest.encode()
+    members["content.xml"] = random.Random(17).randbytes(2048)
+    write_zip(Path(directory) / name, list(members.items()))
+    return name
+
+
 def write_deep_docx(directory: Path, name: str = "deep.docx", depth: int = 100_000) -> str:
     """A document body nested ``depth`` elements deep (a table in a cell in a table …, abbreviated)."""
     template = _good_docx(directory)
@@ -574,6 +620,10 @@ def write_hostile_documents(directory: Path) -> dict[str, Expect]:
         write_deep_docx(d): Expect(ANY_REASON, "DOCX body nested 100,000 elements deep"),
         write_million_row_xlsx(d): Expect(None, "XLSX with a million empty styled rows"),
         write_ole_as(d, "locked.docx"): Expect("password-protected", "password-protected DOCX"),
+        write_entity_bomb_odt(d): Expect(
+            "XML entity declarations", "ODT whose content.xml has the billion laughs"
+        ),
+        write_encrypted_odt(d): Expect("password-protected OpenDocument", "password-protected ODT"),
         write_ole_as(d, "locked.xlsx"): Expect("password-protected", "password-protected XLSX"),
         write_encrypted_member_pptx(d): Expect("encrypted ZIP member", "PPTX with ZIP-encrypted members"),
         write_text_as(d, "fake.pptx"): Expect("not a ZIP-based document", "text named .pptx"),

@@ -13,7 +13,7 @@ from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.store import make_store
 from kb.contract import SearchHit, locator_label
 from kb.search.query import SearchRequest, search
-from tests.helpers import formats
+from tests.helpers import formats, hostile
 
 
 def _words(text: str) -> int:
@@ -37,6 +37,40 @@ def test_docx_heading_path_table_rows_and_no_comments_or_deletions(tmp_path):
     text = "\n".join(s.text for s in doc.sections)
     assert formats.WORD_COMMENT not in text and formats.WORD_DELETED not in text
     assert doc.meta["title"] == "Otter report"
+
+
+def test_odt_heading_path_table_rows_and_no_annotations_notes_or_tracked_changes(tmp_path):
+    made = formats.write_odt(tmp_path)
+    doc = load(tmp_path / made.name)
+    assert doc.kind == "word" and doc.meta["title"] == "Field notes"
+    assert [s.heading_path for s in doc.sections] == [
+        ("Beaver Dams",),
+        ("Beaver Dams", "Streams"),
+        ("Beaver Dams", "Ponds"),
+    ]
+    assert doc.sections[1].text.split("\n") == [
+        "Streams",
+        f"The {formats.ODT_CANARY} beaver prefers  small streams. Dams slow the water.",
+        "stream | dams",
+        "Kennet | 4",
+        f"{formats.ODT_TABLE_CANARY} | 9",
+    ]
+    text = "\n".join(s.text for s in doc.sections)
+    for word in made.absent:
+        assert word not in text, word
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (hostile.write_entity_bomb_odt, "XML entity declarations in 'content.xml'"),
+        (hostile.write_encrypted_odt, "password-protected OpenDocument file"),
+    ],
+)
+def test_hostile_odt_is_refused_with_its_reason(tmp_path, write, reason):
+    name = write(tmp_path)
+    with pytest.raises(LoadError, match=reason):
+        load(tmp_path / name)
 
 
 def test_pptx_one_section_per_slide_with_marked_notes(tmp_path):
