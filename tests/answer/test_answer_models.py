@@ -19,6 +19,8 @@ from tests.helpers.answers import KETTLE, qwen3_chat_gguf, smollm2_gguf, write_a
 from tests.helpers.minilm import build_minilm_gguf
 from tests.service.test_service import free_port
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 KETTLE_QUESTION = "How long does the kettle take to boil a litre of water?"
 ENV = {
     "KB_N_CTX": "512",

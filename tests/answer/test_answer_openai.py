@@ -21,6 +21,8 @@ from kb.settings import Settings
 from tests.helpers.answers import index_corpus, smollm2_gguf
 from tests.service.test_service import free_port
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 KETTLE_QUESTION = "How long does the kettle take to boil a litre of water?"
 API_KEY = "sk-test-endpoint-key"
 START_TIMEOUT_S = 120

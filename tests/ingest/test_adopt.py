@@ -22,6 +22,8 @@ from kb.contract import split_source
 from kb.settings import Settings
 from tests.service.test_service import free_port, kb_env
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 CS = ChunkSettings(target=64, overlap=8)
 UPLOAD = "0123456789abcdef-notes.md"
 

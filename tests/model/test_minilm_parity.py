@@ -15,6 +15,8 @@ from ingest.model.recipes import MEAN_BARE
 from kb.settings import Settings
 from tests.helpers.minilm import build_minilm_gguf, minilm_dir
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 MAX_TOKENS = 512  # the model's positions; sentence-transformers' own default cut is 256
 F32_COS = 0.999
 F16_COS = 0.999

@@ -22,6 +22,8 @@ from ingest.model.engine import LlamaModel
 from ingest.model.registry import lookup
 from tests.helpers.e5 import source_bin
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 ENTRY = lookup("multilingual-e5-small")
 
 

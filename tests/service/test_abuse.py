@@ -24,6 +24,8 @@ from kb.settings import Settings
 from tests.helpers import modelgen
 from tests.service.test_service import GRACEFUL, Service, post_json, wait_done, write_docs
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("KB_SLOW_TESTS") == "1"
 STOP_WITHIN_S = 15.0

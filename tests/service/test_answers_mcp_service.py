@@ -22,6 +22,8 @@ from tests.helpers.minilm import build_minilm_gguf
 from tests.mcp.test_mcp import check, exercise
 from tests.service.test_service import Service, free_port
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 KETTLE_QUESTION = "How long does the kettle take to boil a litre of water?"
 
 

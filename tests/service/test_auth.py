@@ -236,6 +236,7 @@ def test_api_token_drives_the_cli_through_the_service(guarded):
     assert out.returncode != 0 and "KB_API_TOKEN" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", [{"KB_AUTH": "on"}, {"KB_SERVICE_HOST": "0.0.0.0"}])
 def test_serve_will_not_listen_with_team_access_and_no_accounts(qwen3_gguf, tmp_path, env):
     full = {**kb_env(qwen3_gguf, tmp_path / "data", free_port()), **env}
@@ -309,6 +310,7 @@ def test_app_shows_only_the_login_until_signed_in(guarded, monkeypatch):
     assert [t.label for t in at.text_input] == ["User name", "Password"]
 
 
+@pytest.mark.slow
 def test_service_refuses_a_lan_bind_without_team_access_loudly(qwen3_gguf, tmp_path):
     """KB_AUTH=off on a LAN address is an explicit choice: allowed, with a warning."""
     port = free_port()
@@ -337,6 +339,7 @@ def test_service_refuses_a_lan_bind_without_team_access_loudly(qwen3_gguf, tmp_p
     assert "team access off" in err
 
 
+@pytest.mark.slow
 def test_app_on_a_lan_address_refuses_a_service_without_team_access(qwen3_gguf, tmp_path, monkeypatch):
     from streamlit import config
     from streamlit.testing.v1 import AppTest

@@ -18,6 +18,8 @@ from kb.service.guards import host_name
 from kb.settings import Settings
 from tests.service.test_service import GRACEFUL, Service
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 PASSWORD = "correct horse battery"
 
 

@@ -15,6 +15,8 @@ from kb.service.client import KbClient
 from kb.settings import Settings
 from tests.service.test_service import Service, write_docs
 
+pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
+
 JOB_TIMEOUT_S = 120
 
 
