@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     # work in flight per kind of heavy request: this many run, as many again wait (KB_BUSY_WAITING),
     # the rest are answered 429 with Retry-After
     search_concurrency: int = Field(default=4, ge=1, le=64)
+    answer_concurrency: int = Field(default=1, ge=1, le=16)  # answers generated at once (POST /ask)
     rerank_concurrency: int = Field(default=1, ge=1, le=16)
     embed_concurrency: int = Field(default=1, ge=1, le=16)
     upload_concurrency: int = Field(default=2, ge=1, le=16)

@@ -264,21 +264,28 @@ async def ask_endpoint(request: Request) -> Response:
     limit = _kb(request).settings.query_max_chars
     if len(question) > limit:
         raise ApiError(400, f"question longer than {limit} characters (KB_QUERY_MAX_CHARS)")
-    events = _kb(request).answers.events(
-        question, _search_filter(request, body), _field(body, "rerank", bool, False)
-    )
-    first = await run_in_threadpool(next, events)  # refusals (answers off, no question) as HTTP errors
+    flt, rerank = _search_filter(request, body), _field(body, "rerank", bool, False)
+    gate = _budgets(request).answer  # held while the answer streams: past its slots and waiting room, 429
+    gate.enter()
+    events = _kb(request).answers.events(question, flt, rerank)
+    try:
+        first = await gate.run(next, events)  # refusals (answers off, no question) as HTTP errors
+    except BaseException:
+        await run_in_threadpool(events.close)
+        gate.leave()
+        raise
 
     async def stream() -> AsyncIterator[str]:
         try:
             yield _sse(first)
-            while (event := await run_in_threadpool(next, events, None)) is not None:
+            while (event := await gate.run(next, events, None)) is not None:
                 yield _sse(event)
         except (GeneratorError, ModelUnavailable) as err:
             yield _sse({"event": "error", "message": str(err)})
         finally:
             with anyio.CancelScope(shield=True):  # also when the client went away
                 await run_in_threadpool(events.close)
+            gate.leave()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -49,15 +49,22 @@ class Gate:
         self.limiter = anyio.CapacityLimiter(slots)
         self.admitted = 0  # changed only on the event loop: no lock needed
 
-    @asynccontextmanager
-    async def admit(self) -> AsyncIterator[Gate]:
+    def enter(self) -> None:
+        """Admits one request (Overload 429 when the gate is full); ``leave`` when it is done."""
         if self.admitted >= self.capacity:
             raise Overload(429, f"too many {self.name} requests at once; try again shortly", RETRY_AFTER_S)
         self.admitted += 1
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[Gate]:
+        self.enter()
         try:
             yield self
         finally:
-            self.admitted -= 1
+            self.leave()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of this gate's threads (waiting for a slot)."""
@@ -74,6 +81,7 @@ class Budgets:
     embed: Gate
     upload: Gate
     login: Gate
+    answer: Gate
     parse: anyio.CapacityLimiter
     auth: anyio.CapacityLimiter
 
@@ -87,6 +95,7 @@ class Budgets:
             embed=Gate("embeddings", s.embed_concurrency, wait),
             upload=Gate("upload", s.upload_concurrency, wait),
             login=Gate("login", s.login_concurrency, wait),
+            answer=Gate("answer", s.answer_concurrency, wait),
             parse=anyio.CapacityLimiter(PARSE_THREADS),
             auth=anyio.CapacityLimiter(AUTH_THREADS),
         )

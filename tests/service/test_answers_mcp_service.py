@@ -41,6 +41,8 @@ def served(tmp_path_factory):
         home,
         **extra,
         KB_AUTH="on",
+        KB_ANSWER_CONCURRENCY="1",
+        KB_BUSY_WAITING="0",
         KB_LLM_MODEL=str(smollm2_gguf()),
         KB_LLM_CONTEXT="2048",
         KB_ANSWER_MAX_TOKENS="32",
@@ -134,3 +136,28 @@ def test_ask_cli_through_the_service(served):
     out = svc.cli("ask", "What is the capital of France?")
     assert out.returncode == 0, out.stderr
     assert "The documents found do not contain the answer" in out.stdout
+
+
+def test_an_answer_past_its_slot_gets_429_and_the_slot_frees(served):
+    svc, reader = served
+    client = KbClient(svc.client.base_url, timeout=120, token=reader)
+    deadline = time.monotonic() + 30  # a stream the previous test left may still be closing
+    while client.status()["answers"]["streaming"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first = client.ask(KETTLE_QUESTION)
+    assert next(first)["event"] == "passages"  # admitted: the one slot is held while it streams
+    try:
+        with pytest.raises(ServiceError) as err:
+            next(client.ask(KETTLE_QUESTION))
+        assert err.value.status == 429
+    finally:
+        first.close()
+    deadline = time.monotonic() + 30
+    while True:  # once the first has gone, a new question is answered again
+        try:
+            events = list(client.ask("What is the capital of France?"))
+            break
+        except ServiceError as again:
+            assert again.status == 429 and time.monotonic() < deadline, again
+            time.sleep(0.5)
+    assert events[-1]["event"] == "answer"
