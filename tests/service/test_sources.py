@@ -118,7 +118,8 @@ def test_a_folder_gone_or_emptied_is_never_emptied_by_a_sync(svc, tmp_path):
 @pytest.mark.slow
 def test_a_cancelled_ingest_stops_between_batches_and_the_next_sync_finishes_it(svc, tmp_path):
     docs = tmp_path / "big"
-    names = write_docs(docs, 16, words=80, stem="big")  # ~3 chunks a file, ~2 chunks a batch
+    # ~3 chunks a file, ~2 a batch: far more than can be written between the cancel and its batch end
+    names = write_docs(docs, 96, words=80, stem="big")
     svc.start()
     job = svc.client.submit_folder(docs)
     until_running(svc.client, job["id"], chunks=12)
