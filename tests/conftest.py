@@ -35,3 +35,23 @@ def qwen3_embedder(qwen3_settings):
     emb = make_embedder(qwen3_settings)
     yield emb
     emb.close()
+
+
+@pytest.fixture(scope="module")
+def e5(tmp_path_factory):
+    """multilingual-e5-small converted from its PyPI wheel (built once per machine), with its recipe."""
+    from ingest.model.embedder import make_embedder
+    from kb.settings import Settings
+    from tests.helpers.e5 import build_e5_gguf
+
+    settings = Settings(
+        embed_model=str(build_e5_gguf()),
+        embed_recipe="e5",
+        n_ctx=512,
+        n_batch=2048,
+        data_dir=tmp_path_factory.mktemp("data"),
+        _env_file=None,
+    )
+    emb = make_embedder(settings)
+    yield emb
+    emb.close()

@@ -129,20 +129,21 @@ def _chinese_value(text: str) -> int | None:
     return total + section + (digit or 0)
 
 
+def stated_numbers(text: str) -> list[str]:
+    """The numbers ``text`` states, canonical, in this order: digits (read after NFKC), English
+    number words, Chinese numerals."""
+    found = [_number_value(m.group(0)) for m in DIGITS.finditer(unicodedata.normalize("NFKC", text))]
+    found += [str(v) for m in NUMBER_WORD.finditer(text) if (v := _words_value(m.group(0))) is not None]
+    found += [str(v) for m in CN_NUMBER.finditer(text) if (v := _chinese_value(m.group(0))) is not None]
+    return found
+
+
 def numbers_in(text: str) -> set[str]:
     """Every number ``text`` states, canonical (digits, English words, Chinese numerals)."""
     text = unicodedata.normalize("NFKC", text)
-    found = {_number_value(m.group(0)) for m in DIGITS.finditer(text)}
+    found = set(stated_numbers(text))
     for m in re.finditer(r"\d+", text):  # parts too: "2024-03-05" also states 2024, 3 and 5
         found.add(_number_value(m.group(0)))
-    for m in NUMBER_WORD.finditer(text):
-        value = _words_value(m.group(0))
-        if value is not None:
-            found.add(str(value))
-    for m in CN_NUMBER.finditer(text):
-        value = _chinese_value(m.group(0))
-        if value is not None:
-            found.add(str(value))
     return found
 
 
@@ -160,17 +161,7 @@ def claims_of(sentence: str) -> Claims:
     """What in a sentence can be checked against a passage."""
     text = LIST_MARK.sub("", strip_markers(sentence)).strip()
     quotes = tuple(next(g for g in m.groups() if g) for m in QUOTED.finditer(text))
-    numbers = []
-    for m in DIGITS.finditer(unicodedata.normalize("NFKC", text)):
-        numbers.append(_number_value(m.group(0)))
-    for m in NUMBER_WORD.finditer(text):
-        value = _words_value(m.group(0))
-        if value is not None:
-            numbers.append(str(value))
-    for m in CN_NUMBER.finditer(text):
-        value = _chinese_value(m.group(0))
-        if value is not None:
-            numbers.append(str(value))
+    numbers = stated_numbers(text)
     names = [m.group(0) for m in IDENTIFIER.finditer(text)]
     words = list(WORD.finditer(text))
     for i, m in enumerate(words):

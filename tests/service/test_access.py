@@ -20,6 +20,7 @@ from kb.service.access import EVERYTHING, access_for, checked_allow
 from kb.service.auth import Accounts, AuthError, Principal
 from kb.service.client import KbClient, ServiceError
 from kb.settings import Settings
+from tests.helpers.app import library_as
 from tests.service.test_service import Service
 
 PASSWORD = "correct horse battery"
@@ -226,17 +227,8 @@ def test_mcp_and_the_library_hide_it_too(team, monkeypatch):
 
     monkeypatch.setenv("KB_SERVICE_URL", service.client.base_url)
 
-    def library_as(name: str) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=60).run()
-        at.text_input(key="login_user").input(name)
-        at.text_input(key="login_password").input(PASSWORD)
-        at.button[0].click().run()
-        at.switch_page("views/library.py").run()
-        assert not at.exception, at.exception
-        return at
-
     def expanders(at: AppTest) -> set[str]:
         return {e.key for e in at.expander if e.key and e.key.startswith("source_")}
 
-    assert expanders(library_as("rae")) == {"source_handbook"}
-    assert expanders(library_as("gus")) == {"source_handbook", "source_payroll"}
+    assert expanders(library_as("rae", PASSWORD)) == {"source_handbook"}
+    assert expanders(library_as("gus", PASSWORD)) == {"source_handbook", "source_payroll"}

@@ -21,6 +21,7 @@ import pytest
 from kb.service.api import PUBLIC, ROUTES
 from kb.service.auth import FAILED_LOGINS_MAX, Accounts, AuthError, Sessions
 from kb.service.client import KbClient, ServiceError
+from tests.helpers.app import library_as
 from tests.service.test_service import Service, free_port, kb_env
 
 PASSWORD = "correct horse battery"
@@ -362,29 +363,19 @@ def test_app_on_a_lan_address_refuses_a_service_without_team_access(qwen3_gguf, 
 
 
 def test_library_offers_a_reader_no_upload_folder_or_delete(guarded, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     service, _ = guarded
     monkeypatch.setenv("KB_SERVICE_URL", service.client.base_url)
 
-    def library_as(name: str) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=60).run()
-        at.text_input(key="login_user").input(name)
-        at.text_input(key="login_password").input(PASSWORD)
-        at.button[0].click().run()
-        at.switch_page("views/library.py").run()
-        assert not at.exception, at.exception
-        return at
-
-    reader = library_as("rae")
+    reader = library_as("rae", PASSWORD)
     keys = {w.key for w in [*reader.text_input, *reader.multiselect, *reader.checkbox]}
     assert not keys & {"folder_path", "delete_sources", "folder_rebuild"}
     assert reader.dataframe  # the documents are listed
-    editor = library_as("eve")
+    editor = library_as("eve", PASSWORD)
     keys = {w.key for w in [*editor.text_input, *editor.multiselect, *editor.checkbox]}
     assert {
         "folder_path",
         "delete_sources",
     } <= keys and "folder_rebuild" not in keys  # a rebuild is an admin's
-    admin = library_as("ada")
+    admin = library_as("ada", PASSWORD)
     assert "folder_rebuild" in {w.key for w in admin.checkbox}
